@@ -1,0 +1,10 @@
+"""The composition root of URLs: each domain contributes its own urls module."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("ogc/", include("geo.ogc.urls")),
+    path("", include("frontend.urls")),
+]

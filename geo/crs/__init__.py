@@ -1,0 +1,1 @@
+"""Coordinate systems: pure, vectorised code (numpy, shapely, pyproj) with no Django imports."""
