@@ -86,7 +86,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / ".var" / "static"
 # MapLibre GL JS comes from npm (node_modules) and is served by us: nothing loads from a CDN.
-STATICFILES_DIRS = [("vendor/maplibre-gl", BASE_DIR / "node_modules" / "maplibre-gl" / "dist")]
+STATICFILES_DIRS = [
+    ("vendor/maplibre-gl", BASE_DIR / "node_modules" / "maplibre-gl" / "dist"),
+    # OpenLayers for the admin's map widget: the whole package, because ol.css sits outside dist/.
+    ("vendor/ol", BASE_DIR / "node_modules" / "ol"),
+]
 WHITENOISE_USE_FINDERS = True
 
 # Geometry storage: everything in CGCS2000 geographic (EPSG:4490); tiles use a 3857 copy.
