@@ -1,0 +1,28 @@
+"""Settings come from the environment: DATABASE_URL parsing and the local-cluster default."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.env import database_from_url, local_database_url
+
+
+def test_tcp_url():
+    db = database_from_url("postgresql://gis:s%40cret@db.example:6543/city")
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == ("city", "gis", "s@cret", "db.example", "6543")
+    assert db["ENGINE"] == "django.contrib.gis.db.backends.postgis"
+
+
+def test_socket_url_and_options():
+    db = database_from_url("postgresql://onemap@/onemap?host=/run/pg&port=5433&sslmode=disable")
+    assert (db["HOST"], db["PORT"], db["OPTIONS"]) == ("/run/pg", "5433", {"sslmode": "disable"})
+
+
+def test_local_default_points_under_var():
+    db = database_from_url(local_database_url())
+    assert str(db["HOST"]).endswith(".var/run") and db["NAME"] == "onemap"
+
+
+def test_other_schemes_are_refused():
+    with pytest.raises(ValueError, match="postgresql://"):
+        database_from_url("mysql://u@h/db")
