@@ -1,0 +1,201 @@
+"""OGC API - Features Part 1 (Core, GeoJSON) and Part 2 (CRS by reference), read-only.
+
+Views stay thin: parameters are checked in geo.ogc.params, SQL is built in geo.ogc.query, and
+the collections are declared in geo.ogc.registry. Every endpoint needs an authenticated user (a
+session or a bearer token); errors are RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+
+from accounts.jurisdiction import Jurisdiction
+from config.problems import Problem, problem_view, unauthorized
+from geo.ogc import registry
+from geo.ogc.params import (
+    CRS84,
+    LAT_LON_CRS,
+    STORAGE_CRS,
+    SUPPORTED_CRS,
+    check_known_params,
+    parse_feature_query,
+    parse_items_query,
+)
+from geo.ogc.query import fetch_feature, fetch_page
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+# The data covers Beijing: a static extent saves a full-table ST_Extent on every metadata call.
+BEIJING_BBOX = [115.4, 39.4, 117.5, 41.1]
+
+
+def ogc_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """GET only, authenticated, errors as problem details."""
+
+    @problem_view
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise Problem(405, f"{request.method} is not allowed: this API is read-only.",
+                          headers={"Allow": "GET, HEAD"})
+        if not request.user.is_authenticated:
+            raise unauthorized()
+        response = view(request, *args, **kwargs)
+        # Answers depend on who asks (jurisdiction): no shared cache may keep them.
+        response["Cache-Control"] = "private, no-store"
+        response["Vary"] = "Authorization, Cookie"
+        return response
+
+    return wrapper
+
+
+def json_response(body: dict[str, Any] | str, content_type: str = JSON, **headers: str) -> HttpResponse:
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    response = HttpResponse(text, content_type=content_type)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> dict[str, str]:
+    result = {"href": href, "rel": rel, "type": type_}
+    if title:
+        result["title"] = title
+    return result
+
+
+def absolute(request: HttpRequest, name: str, *args: str) -> str:
+    return request.build_absolute_uri(reverse(f"ogc:{name}", args=args))
+
+
+def content_crs(crs: str) -> str:
+    return f"<{crs}>"
+
+
+def collection_or_404(collection_id: str) -> registry.Collection:
+    collection = registry.get(collection_id)
+    if collection is None:
+        raise Problem(404, f"There is no collection {collection_id!r}.")
+    return collection
+
+
+@ogc_endpoint
+def landing(request: HttpRequest) -> HttpResponse:
+    check_known_params(request.GET, {"f"})
+    return json_response({
+        "title": "OneMap OGC API - Features",
+        "description": "The one map of Beijing's urban-management law enforcement: boundaries, "
+                       "cameras, the hotspot ledger, officers and vehicles. CGCS2000 (EPSG:4490).",
+        "links": [
+            link(absolute(request, "landing"), "self", title="This document"),
+            link(absolute(request, "conformance"), "conformance", title="Conformance classes"),
+            link(absolute(request, "collections"), "data", title="Collections"),
+        ],
+    })
+
+
+@ogc_endpoint
+def conformance(request: HttpRequest) -> HttpResponse:
+    check_known_params(request.GET, {"f"})
+    return json_response({
+        "conformsTo": CONFORMANCE,
+        "links": [link(absolute(request, "conformance"), "self")],
+    })
+
+
+def describe(request: HttpRequest, collection: registry.Collection) -> dict[str, Any]:
+    own = absolute(request, "collection", collection.id)
+    return {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "itemType": "feature",
+        "extent": {"spatial": {"bbox": [BEIJING_BBOX], "crs": CRS84}},
+        "crs": list(SUPPORTED_CRS),
+        "storageCrs": STORAGE_CRS,
+        "links": [
+            link(own, "self", title=collection.title),
+            link(absolute(request, "items", collection.id), "items", GEOJSON, title="Features"),
+        ],
+    }
+
+
+@ogc_endpoint
+def collections(request: HttpRequest) -> HttpResponse:
+    check_known_params(request.GET, {"f"})
+    return json_response({
+        "links": [link(absolute(request, "collections"), "self")],
+        "crs": list(SUPPORTED_CRS),
+        "collections": [describe(request, c) for c in registry.COLLECTIONS],
+    })
+
+
+@ogc_endpoint
+def collection(request: HttpRequest, collection_id: str) -> HttpResponse:
+    check_known_params(request.GET, {"f"})
+    return json_response(describe(request, collection_or_404(collection_id)))
+
+
+def page_url(request: HttpRequest, offset: int) -> str:
+    """This request's URL at another offset: every other parameter is kept."""
+    query = request.GET.copy()
+    query["offset"] = str(offset)
+    return request.build_absolute_uri(request.path) + "?" + query.urlencode()
+
+
+@ogc_endpoint
+def items(request: HttpRequest, collection_id: str) -> HttpResponse:
+    coll = collection_or_404(collection_id)
+    query = parse_items_query(coll, request.GET)
+    page = fetch_page(coll, query, Jurisdiction.of(request.user))
+
+    links = [
+        link(request.build_absolute_uri(), "self", GEOJSON),
+        link(absolute(request, "collection", coll.id), "collection", JSON, title=coll.title),
+    ]
+    if query.offset > 0:
+        links.append(link(page_url(request, max(0, query.offset - query.limit)), "prev", GEOJSON))
+    if query.offset + page.number_returned < page.number_matched:
+        links.append(link(page_url(request, query.offset + query.limit), "next", GEOJSON))
+    head = json.dumps({
+        "type": "FeatureCollection",
+        "numberMatched": page.number_matched,
+        "numberReturned": page.number_returned,
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }, ensure_ascii=False)
+    # The features arrive as one JSON text from PostgreSQL: splice them in, do not parse them.
+    body = f'{head[:-1]}, "features": [{page.features}]}}'
+    return json_response(body, GEOJSON, Content_Crs=content_crs(query.crs))
+
+
+@ogc_endpoint
+def feature(request: HttpRequest, collection_id: str, feature_id: str) -> HttpResponse:
+    coll = collection_or_404(collection_id)
+    crs = parse_feature_query(request.GET)
+    text = fetch_feature(coll, feature_id, Jurisdiction.of(request.user), flip_axes=crs in LAT_LON_CRS)
+    if text is None:
+        # Outside the user's jurisdiction reads the same as absent: existence is not revealed.
+        raise Problem(404, f"There is no feature {feature_id!r} in {coll.id!r}.")
+    links = json.dumps([
+        link(request.build_absolute_uri(), "self", GEOJSON),
+        link(absolute(request, "collection", coll.id), "collection", JSON, title=coll.title),
+    ], ensure_ascii=False)
+    body = f'{text.rstrip()[:-1]}, "links": {links}}}'
+    return json_response(body, GEOJSON, Content_Crs=content_crs(crs))
+
+
+@ogc_endpoint
+def not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    raise Problem(404, f"/ogc/{rest} is not a resource of this API.")
