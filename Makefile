@@ -13,6 +13,7 @@ WORKERS ?= 1
 .PHONY: setup demo serve test lint apt db db-stop migrate fixtures accounts lock bench clean-db
 
 setup: apt .venv/.installed node_modules/.installed db migrate fixtures accounts
+	@mkdir -p .var/static
 	@echo "setup: ready — make serve (or make demo) to open http://$(HOST):$(PORT)"
 
 apt:
