@@ -1,0 +1,123 @@
+"""Markdown reports a surveyor can file: one per fit, one per database migration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PARAM_LABELS = {
+    "tx_m": "ΔX / tx (m)", "ty_m": "ΔY / ty (m)", "tz_m": "ΔZ / tz (m)",
+    "rx_arcsec": "εX / rx (″)", "ry_arcsec": "εY / ry (″)", "rz_arcsec": "εZ / rz (″)", "s_ppm": "m / s (ppm)",
+    "scale": "scale factor", "theta_arcsec": "rotation θ (″)",
+}
+
+_MODEL_TEXT = {
+    "helmert4": "Plane 4-parameter similarity (平面四参数), PROJ 2D Helmert form: "
+                "x′ = tx + m(cos θ·x + sin θ·y), y′ = ty + m(−sin θ·x + cos θ·y); x = easting, y = northing.",
+    "affine": "Plane 6-parameter affine: x′ = a0 + a1·x + a2·y, y′ = b0 + b1·x + b2·y.",
+    "poly2": "Plane second-order polynomial (12 parameters) on coordinates normalised about the centroid.",
+    "bursa7": "Bursa-Wolf 7 parameters (布尔莎七参数) on geocentric coordinates, **coordinate-frame convention** "
+              "(the matrix of the Chinese guide; EPSG method 1032): X′ = T + (1 + m)·R·X with "
+              "R = [[1, εZ, −εY], [−εZ, 1, εX], [εY, −εX, 1]]. For PROJ's `+towgs84` (position vector, EPSG 9606) "
+              "negate the three rotations; both forms are given below.",
+}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fit_report(doc: dict[str, Any]) -> str:
+    st = doc["statistics"]
+    p = doc["parameters"]
+    lines = [
+        f"# Coordinate transformation fit: {doc['source']} → {doc['target']} ({doc['model']})",
+        "",
+        f"- Parameter file sha256: `{doc.get('sha256', '')}`",
+        f"- Created: {doc['created']}; control pairs file sha256 `{doc['fitted_from']['pairs_sha256'][:16]}…`",
+        f"- Pairs given in {doc['fitted_from']['source']} → {doc['fitted_from']['target']}",
+        f"- Model: {_MODEL_TEXT[doc['model']]}",
+        "- Method: least squares; a point whose residual (predicted by a fit without it) exceeds 3σ of the "
+        "position is rejected and the model refitted, worst first; check points never enter the fit.",
+        "",
+        "## Parameters",
+        "",
+        "| parameter | value |" if doc["model"] != "bursa7" else "| parameter | coordinate frame | position vector |",
+        "| --- | --- |" if doc["model"] != "bursa7" else "| --- | --- | --- |",
+    ]
+    for k, v in p.items():
+        if doc["model"] == "bursa7":
+            lines.append(f"| {_PARAM_LABELS.get(k, k)} | {v:.6f} | {doc['position_vector'][k]:.6f} |")
+        elif isinstance(v, list):
+            lines.append(f"| {k} | {', '.join(f'{c:.9g}' for c in v)} |")
+        else:
+            lines.append(f"| {_PARAM_LABELS.get(k, k)} | {v:.10g} |")
+    if doc["model"] == "helmert4":
+        lines.append(f"| scale (ppm) | {(p['scale'] - 1) * 1e6:.4f} |")
+    lines += [
+        "",
+        f"PROJ pipeline (source → target): `{doc['proj_pipeline'] or 'none: applied by numpy only'}`",
+        "",
+        f"Area of validity (source system, padded bbox of control points): {', '.join(f'{v:.6f}' for v in doc['area']['source'])}",
+        "",
+        "## Accuracy",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| control points given / used | {st['n_control']} / {st['n_used']} |",
+        f"| rejected (3σ) | {', '.join(st['rejected']) or 'none'} |",
+        f"| degrees of freedom | {st['dof']} |",
+        f"| σ0 per coordinate (m) | {_fmt(st['sigma0_m'])} |",
+        f"| check points | {st['check']['n']} |",
+        f"| check RMSE (m) | {_fmt(st['check']['rmse_m'])} |",
+        f"| check maximum (m) | {_fmt(st['check']['max_m'])} |",
+        "",
+        "## Residuals of the control points used (m)",
+        "",
+        "| id | v | ‖v‖ |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {r['id']} | {', '.join(f'{c:+.4f}' for c in r['v_m'])} | {r['norm_m']:.4f} |" for r in st["residuals"]]
+    if st["rejected_residuals"]:
+        lines += ["", "## Rejected points (residual under the final fit, m)", "", "| id | ‖v‖ |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in st["rejected_residuals"].items()]
+    if st["check"]["points"]:
+        lines += ["", "## Check points (m)", "", "| id | ‖v‖ |", "| --- | --- |"]
+        lines += [f"| {c['id']} | {c['norm_m']:.4f} |" for c in st["check"]["points"]]
+    if doc["model"] == "bursa7" and st["dof"] % 3:
+        lines += ["", "> No ellipsoidal heights were given: the fit minimises horizontal residuals. Over a city the "
+                  "scale and the translations are then weakly determined (they trade against height); the "
+                  "horizontal result is sound, the individual parameters are not meaningful. Prefer helmert4 for "
+                  "city-size areas, as the national guide does."]
+    return "\n".join(lines) + "\n"
+
+
+def migration_report(summary: dict[str, Any]) -> str:
+    lines = [
+        f"# Database coordinate migration: {summary['action']}",
+        "",
+        f"- Target system: {summary['target']}; parameters: {summary.get('params') or 'none (exact conversion)'}",
+        f"- Migration id: {summary.get('migration_id', '—')}; started {summary.get('started', '—')}",
+        f"- Transform path: {summary.get('path', '—')}",
+        f"- Outcome: **{summary['outcome']}**",
+        "",
+        "| table.column | rows | SRID before → after | invalid | max round-trip error (m) | bbox before | bbox after |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in summary["columns"]:
+        lines.append(
+            f"| {c['table']}.{c['column']} | {c['rows']} | {c['srid_before']} → {c.get('srid_after', '—')} | "
+            f"{c.get('invalid', '—')} | {_fmt(c.get('roundtrip_max_m'), 6)} | {_bbox(c.get('bbox_before'))} | "
+            f"{_bbox(c.get('bbox_after'))} |")
+    if summary.get("notes"):
+        lines += ["", *[f"- {n}" for n in summary["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def _bbox(b: Any) -> str:
+    if not b:
+        return "—"
+    return ", ".join(f"{v:.6f}" for v in b)
