@@ -6,5 +6,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("ogc/", include("geo.ogc.urls")),
+    path("", include("accounts.urls")),
     path("", include("frontend.urls")),
 ]
