@@ -1,12 +1,23 @@
-"""ASGI entry point: HTTP through Django; WebSocket routes join here with the realtime issue."""
+"""ASGI entry point: HTTP through Django; WebSockets (/ws/map, /ws/field) through Channels.
+
+WebSocket authentication: a bearer token (header or ?token=) or the session cookie; the origin
+check refuses cross-site browser pages that would ride on a logged-in dispatcher's cookie."""
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+
+from realtime.auth import TokenAuthMiddleware, origin_checked  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": origin_checked(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
+})

@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ogc/", include("geo.ogc.urls")),
     path("", include("accounts.urls")),
+    path("", include("realtime.urls")),
     path("", include("frontend.urls")),
 ]

@@ -1,0 +1,69 @@
+"""WebSocket authentication: a bearer token (header `Authorization: Bearer ...` or `?token=...`,
+since browsers cannot set headers on a WebSocket) or, without one, the session cookie that
+channels.auth.AuthMiddlewareStack has already resolved.
+
+- A device token (dev_...) sets scope["device"] to a DeviceIdentity (the field app).
+- Any other token is an API token of a user (accounts.ApiToken) and sets scope["user"].
+- A token that is wrong leaves the connection anonymous; it does not fall back to the cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.middleware import user_for_token
+from realtime.devices import authenticate_device
+from realtime.models import DEVICE_TOKEN_PREFIX
+
+
+def token_from_scope(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            if text[:7].lower() == "bearer ":
+                return text[7:].strip()
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tokens = query.get("token")
+    return tokens[-1] if tokens else None
+
+
+def _user_for_token(raw: str) -> Any:
+    user = user_for_token(raw)
+    if user is not None:
+        getattr(user, "profile", None)  # load it here, not later in the event loop
+    return user
+
+
+class TokenAuthMiddleware(BaseMiddleware):
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        raw = token_from_scope(scope)
+        scope = dict(scope, device=None)
+        if raw:
+            if raw.startswith(DEVICE_TOKEN_PREFIX):
+                scope["device"] = await database_sync_to_async(authenticate_device)(raw)
+                scope["user"] = AnonymousUser()
+            else:
+                scope["user"] = await database_sync_to_async(_user_for_token)(raw) or AnonymousUser()
+        return await super().__call__(scope, receive, send)
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse WebSocket handshakes from pages of other sites (cross-site WebSocket hijacking rides
+    on a dispatcher's cookie). Browsers always send Origin; a request without one comes from a
+    program (the field app, Traccar-style devices, scripts) and authenticates with a token."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        return parsed_origin is None or super().valid_origin(parsed_origin)
+
+
+def origin_checked(app: Any) -> BrowserOriginValidator:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return BrowserOriginValidator(app, hosts)

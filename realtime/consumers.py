@@ -1,0 +1,234 @@
+"""The two sockets: /ws/map for screens (snapshot, then coalesced numbered frames, resume) and
+/ws/field for field units (fixes in, pushes out). Thin: the rules live in actions, units and
+streams. A bad frame gets an error message and the socket stays open."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts.jurisdiction import Jurisdiction
+from realtime import conf
+from realtime.actions import (
+    PushInvalid,
+    do_ack_push,
+    do_ingest_fixes,
+    do_mark_delivered,
+    pending_pushes,
+    push_message,
+)
+from realtime.devices import DeviceIdentity
+from realtime.events import ALL_GROUP, EVENT_TYPE, device_group, district_group
+from realtime.fixes import CRS_NAMES
+from realtime.hub import Hub
+from realtime.streams import Stream
+from realtime.units import Subscription, SubscriptionInvalid, check_subscription, district_codes, load_snapshot
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 1024 * 1024  # a field app's batch of buffered fixes fits; a screen's request is tiny
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TAKEN_OVER = 4401, 4403, 4409
+
+
+class JsonSocket(AsyncWebsocketConsumer):
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message, ensure_ascii=False))
+
+    async def send_error(self, error: str, detail: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "error": error, "detail": detail, **extra})
+
+    async def refuse(self, code: int, error: str, detail: str) -> None:
+        await self.accept()
+        await self.send_error(error, detail)
+        await self.close(code=code)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_error("bad_frame", "send JSON text frames, not binary")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self.send_error("frame_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError as error:
+            await self.send_error("malformed_json", str(error)[:200])
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.send_error("bad_frame", 'a frame is a JSON object with a "type"')
+            return
+        handler = self.handlers().get(message["type"])
+        if handler is None:
+            await self.send_error("unknown_type", f"unknown type {message['type'][:40]!r}",
+                                  known=sorted(self.handlers()))
+            return
+        await handler(message)
+
+    def handlers(self) -> dict[str, Any]:
+        return {"ping": self.on_ping}
+
+    async def on_ping(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong", "ref": message.get("ref")})
+
+
+def _groups_for(sub: Subscription) -> set[str]:
+    if sub.scope.level == "city":
+        return {ALL_GROUP, *(district_group(code) for code in district_codes())}
+    return {ALL_GROUP, district_group(sub.scope.district or "")}
+
+
+class MapConsumer(JsonSocket):
+    stream: Stream | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", "log in, or connect with ?token=<API token>")
+            return
+        self.user_id = user.id
+        self.jurisdiction = await database_sync_to_async(Jurisdiction.of)(user)
+        if self.jurisdiction.level == "none":
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden", "this account has no jurisdiction")
+            return
+        await self.accept()
+        await self.send_json({"type": "hello", "jurisdiction": self.jurisdiction.label,
+                              "stale_after": conf.get("STALE_AFTER_S"), "max_frames_per_s": conf.get("MAX_FRAMES_PER_S")})
+
+    async def disconnect(self, code: int) -> None:
+        if self.stream is not None:
+            self.stream.detach(self)
+
+    def handlers(self) -> dict[str, Any]:
+        return {**super().handlers(), "subscribe": self.on_subscribe}
+
+    async def on_subscribe(self, message: dict[str, Any]) -> None:
+        try:
+            sub = check_subscription(message, self.jurisdiction)
+        except SubscriptionInvalid as error:
+            await self.send_error("invalid_subscription", str(error))
+            return
+        hub = await Hub.get()
+        if message.get("resume") is not None and await self._resume(hub, message["resume"]):
+            return
+        if self.stream is not None:
+            hub.drop_stream(self.stream)
+        # Join the groups before reading the snapshot: an event committed after the read is then
+        # sure to reach the stream, and one committed before it is ignored as not newer.
+        stream = self.stream = hub.open_stream(Stream(sub, self.user_id))
+        await hub.join(await database_sync_to_async(_groups_for)(sub))
+        records = await database_sync_to_async(load_snapshot)(sub)
+        await self.send(text_data=stream.install_snapshot(records))
+        await stream.attach(self)
+
+    async def _resume(self, hub: Hub, resume: Any) -> bool:
+        stream_id = resume.get("stream") if isinstance(resume, dict) else None
+        stream = hub.streams.get(stream_id) if isinstance(stream_id, str) else None
+        frames = None
+        if stream is None or stream.user_id != self.user_id or not stream.ready:
+            reason = "unknown_stream"  # expired, never existed, or served by another server process
+        else:
+            previous = stream.sink
+            if previous is not None and previous is not self:
+                stream.detach(previous)  # no frame is made from here until we attach
+                await previous.stream_taken_over()
+            frames = stream.replay_after(resume.get("seq"))
+            reason = "too_far_behind"
+        if frames is None:
+            await self.send_json({"type": "resync", "reason": reason,
+                                  "detail": "the stream cannot be resumed; a new snapshot follows"})
+            return False
+        if self.stream is not None and self.stream is not stream:
+            hub.drop_stream(self.stream)
+        self.stream = stream
+        await self.send_json({"type": "resumed", "stream": stream.id, "seq": resume.get("seq"),
+                              "replayed": len(frames), "subscription": stream.sub.to_json()})
+        for text in frames:
+            await self.send(text_data=text)
+        await stream.attach(self)
+        return True
+
+    async def send_stream_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def stream_taken_over(self) -> None:
+        self.stream = None
+        await self.close(code=CLOSE_TAKEN_OVER)
+
+
+def _identity_for_user(user: Any) -> DeviceIdentity | None:
+    """A field officer logged in on the phone's browser reports as the officer's device."""
+    if user is None or not user.is_authenticated:
+        return None
+    profile = getattr(user, "profile", None)
+    officer = getattr(profile, "officer", None) if profile else None
+    return DeviceIdentity(officer.device_id) if officer else None
+
+
+class FieldConsumer(JsonSocket):
+    identity: DeviceIdentity | None = None
+
+    async def connect(self) -> None:
+        identity = self.scope.get("device") or await database_sync_to_async(_identity_for_user)(self.scope.get("user"))
+        if identity is None:
+            await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", "connect with ?token=<device token>")
+            return
+        if identity.gateway:
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden", "a gateway token reports through POST /api/positions")
+            return
+        self.identity = identity
+        self.delivered: set[str] = set()
+        self.group = device_group(identity.device_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "device_id": identity.device_id})
+        # Redelivery: everything not yet acknowledged, oldest first, on every (re)connect.
+        pushes = await database_sync_to_async(pending_pushes)(identity.device_id)
+        await self._deliver([push_message(p) for p in pushes])
+
+    async def disconnect(self, code: int) -> None:
+        if self.identity is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        fresh = [m for m in messages if m["id"] not in self.delivered]
+        for message in fresh:
+            await self.send_json({**message, "type": "push"})
+            self.delivered.add(message["id"])
+        if fresh:
+            await database_sync_to_async(do_mark_delivered)([m["id"] for m in fresh])
+
+    async def rt_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == EVENT_TYPE and event.get("kind") == "push":
+            await self._deliver([event["data"]])
+
+    def handlers(self) -> dict[str, Any]:
+        return {**super().handlers(), "fix": self.on_fixes, "fixes": self.on_fixes, "ack": self.on_ack}
+
+    async def on_fixes(self, message: dict[str, Any]) -> None:
+        assert self.identity is not None
+        fixes = message.get("fixes") if message["type"] == "fixes" else [message.get("fix", message)]
+        crs = message.get("crs", "wgs84")
+        if not isinstance(fixes, list) or crs not in CRS_NAMES:
+            await self.send_error("bad_frame", f"fixes is a list; crs one of {', '.join(CRS_NAMES)}", ref=message.get("ref"))
+            return
+        if len(fixes) > conf.get("MAX_BATCH_FIXES"):
+            await self.send_error("batch_too_large", f"at most {conf.get('MAX_BATCH_FIXES')} fixes", ref=message.get("ref"))
+            return
+        fixes = [dict(f, device_id=f.get("device_id", self.identity.device_id)) if isinstance(f, dict) else f
+                 for f in fixes]
+        fixes = [{k: v for k, v in f.items() if k != "type"} if isinstance(f, dict) else f for f in fixes]
+        report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
+        await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
+
+    async def on_ack(self, message: dict[str, Any]) -> None:
+        assert self.identity is not None
+        try:
+            push = await database_sync_to_async(do_ack_push)(self.identity.device_id, message.get("id"))
+        except PushInvalid as error:
+            await self.send_error("invalid_ack", str(error), id=str(message.get("id"))[:64])
+            return
+        await self.send_json({"type": "acked", "id": str(push.id), "acked_at": push.acked_at.isoformat()})

@@ -1,0 +1,108 @@
+"""One hub per server process (per event loop): the process's single member of the channel-layer
+groups that carry map events. It receives each event once and hands it to every stream of the
+process, which filters by jurisdiction, layers and bbox. With Redis, every server process has
+its own hub, so an event committed in any process reaches the screens of all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from realtime import conf
+from realtime.events import ALL_GROUP, EVENT_TYPE, district_group
+from realtime.streams import Stream, UnitRec
+
+log = logging.getLogger(__name__)
+
+# channels-redis forgets group members after a day (group_expiry); re-join well before that.
+GROUP_REFRESH_S = 3600.0
+JANITOR_S = 5.0
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel = ""
+        self.groups: set[str] = set()
+        self.streams: dict[str, Stream] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._join_lock = asyncio.Lock()
+
+    @classmethod
+    async def get(cls) -> Hub:
+        loop = asyncio.get_running_loop()
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = _hubs[loop] = cls()
+            await hub._start()
+        return hub
+
+    async def _start(self) -> None:
+        # The default prefix: channels-redis polls one Redis list per process for all its
+        # "specific." channels; a channel with another prefix would never be read.
+        self.channel = await self.layer.new_channel()
+        self._tasks = [asyncio.create_task(self._receive_loop(), name="realtime hub"),
+                       asyncio.create_task(self._janitor(), name="realtime hub janitor")]
+        await self.join({ALL_GROUP})
+
+    async def join(self, groups: set[str]) -> None:
+        async with self._join_lock:
+            for group in sorted(groups - self.groups):
+                await self.layer.group_add(group, self.channel)
+                self.groups.add(group)
+
+    async def join_for(self, sub_districts: list[str]) -> None:
+        await self.join({district_group(code) for code in sub_districts})
+
+    def open_stream(self, stream: Stream) -> Stream:
+        self.streams[stream.id] = stream
+        return stream
+
+    def drop_stream(self, stream: Stream) -> None:
+        self.streams.pop(stream.id, None)
+        stream.close()
+
+    async def _receive_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: keep trying; streams resume when it is back
+                log.exception("realtime hub: receive failed; retrying in %.1f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self.dispatch(message)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") != EVENT_TYPE or message.get("kind") != "positions":
+            return
+        committed_at = message.get("committed_at")
+        records = [UnitRec(data, committed_at) for data in message.get("data") or ()]
+        for stream in list(self.streams.values()):
+            stream.offer(records)
+
+    async def _janitor(self) -> None:
+        """Drop streams whose screen has been gone longer than the resume grace; re-join groups."""
+        grace = conf.get("RESUME_GRACE_S")
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(JANITOR_S)
+            now = time.monotonic()
+            for stream in list(self.streams.values()):
+                if stream.detached_at is not None and now - stream.detached_at > grace:
+                    self.drop_stream(stream)
+            if now - last_refresh > GROUP_REFRESH_S:
+                last_refresh = now
+                for group in sorted(self.groups):
+                    await self.layer.group_add(group, self.channel)

@@ -1,0 +1,131 @@
+"""Field units as screens see them: one record shape for snapshots and for live frames, and the
+subscription (jurisdiction, bbox, layers) that decides which records a screen may see."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from accounts.jurisdiction import Jurisdiction
+from realtime.devices import UNIT_LABELS, UNIT_TABLES
+
+LAYERS = {"officers": "officer", "vehicles": "vehicle"}
+UNIT_COLUMNS = ("u.id, u.device_id, u.call_sign, u.{label}, u.district_id, u.street_id, ST_X(u.geom), ST_Y(u.geom),"
+                " u.position_at, u.speed, u.heading, u.accuracy")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def unit_record(kind: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of UNIT_COLUMNS as a JSON-able record. `t` (epoch seconds) orders records of a unit;
+    `stale` is added when the record is sent, because it depends on the time of sending."""
+    unit_id, device_id, call_sign, label, district, street, x, y, at, speed, heading, accuracy = row
+    return {
+        "key": f"{kind}:{unit_id}", "kind": kind, "id": unit_id, "device_id": device_id,
+        "call_sign": call_sign, "label": label, "district": district, "street": street,
+        "lon": round(x, 7), "lat": round(y, 7), "at": at.isoformat(), "t": at.timestamp(),
+        "speed": _round(speed, 2), "heading": _round(heading, 1), "accuracy": _round(accuracy, 1),
+    }
+
+
+class SubscriptionInvalid(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Subscription:
+    scope: Jurisdiction  # the user's jurisdiction, possibly narrowed by the request
+    bbox: tuple[float, float, float, float] | None = None
+    kinds: frozenset[str] = frozenset(LAYERS.values())
+
+    def in_scope(self, record: dict[str, Any]) -> bool:
+        if record["kind"] not in self.kinds:
+            return False
+        if self.scope.level == "city":
+            return True
+        if self.scope.level == "district":
+            return record["district"] == self.scope.district
+        if self.scope.level == "street":
+            return record["street"] == self.scope.street
+        return False
+
+    def in_view(self, record: dict[str, Any]) -> bool:
+        if self.bbox is None:
+            return True
+        west, south, east, north = self.bbox
+        return west <= record["lon"] <= east and south <= record["lat"] <= north
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scope": self.scope.label, "bbox": list(self.bbox) if self.bbox else None,
+                "layers": sorted(layer for layer, kind in LAYERS.items() if kind in self.kinds)}
+
+
+def check_subscription(message: dict[str, Any], allowed: Jurisdiction) -> Subscription:
+    """A screen's request narrowed to what its user may see; asking for more is an error."""
+    if allowed.level == "none":
+        raise SubscriptionInvalid("this account has no jurisdiction")
+    scope = allowed
+    street, district = message.get("street"), message.get("district")
+    if street is not None:
+        if not isinstance(street, str) or not street.isdigit() or len(street) != 9:
+            raise SubscriptionInvalid("street is a 9-digit code")
+        if not (allowed.level == "city" or allowed.district == street[:6] and allowed.level == "district"
+                or allowed.street == street):
+            raise SubscriptionInvalid(f"street {street} is outside this account's jurisdiction ({allowed.label})")
+        scope = Jurisdiction("street", district=street[:6], street=street)
+    elif district is not None:
+        if not isinstance(district, str) or not district.isdigit() or len(district) != 6:
+            raise SubscriptionInvalid("district is a 6-digit code")
+        if allowed.level == "street" and allowed.district == district:
+            pass  # a street dispatcher asking for its district keeps its street
+        elif allowed.level == "city" or allowed.district == district:
+            scope = Jurisdiction("district", district=district)
+        else:
+            raise SubscriptionInvalid(f"district {district} is outside this account's jurisdiction ({allowed.label})")
+    bbox = message.get("bbox")
+    if bbox is not None:
+        if (not isinstance(bbox, list) or len(bbox) != 4
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):
+            raise SubscriptionInvalid("bbox is [west, south, east, north] in degrees")
+        west, south, east, north = (float(v) for v in bbox)
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise SubscriptionInvalid("bbox needs west < east and south < north, in lon/lat range")
+        bbox = (west, south, east, north)
+    layers = message.get("layers", list(LAYERS))
+    if not isinstance(layers, list) or not layers or any(layer not in LAYERS for layer in layers):
+        raise SubscriptionInvalid(f"layers is a non-empty list of {', '.join(LAYERS)}")
+    return Subscription(scope, bbox, frozenset(LAYERS[layer] for layer in layers))
+
+
+def load_snapshot(sub: Subscription) -> list[dict[str, Any]]:
+    """Every unit the subscription sees, with its latest position, straight from the tables."""
+    records: list[dict[str, Any]] = []
+    with connection.cursor() as cursor:
+        for kind, table in UNIT_TABLES.items():
+            if kind not in sub.kinds:
+                continue
+            where, params = sub.scope.sql("u")
+            sql = f"SELECT {UNIT_COLUMNS.format(label=UNIT_LABELS[kind])} FROM {table} u WHERE u.position_at IS NOT NULL AND {where}"  # noqa: S608 (whitelisted identifiers)
+            if sub.bbox:
+                sql += " AND ST_X(u.geom) BETWEEN %s AND %s AND ST_Y(u.geom) BETWEEN %s AND %s"
+                pad = 1e-6  # the exact test is in_view below, on rounded coordinates
+                params = [*params, sub.bbox[0] - pad, sub.bbox[2] + pad, sub.bbox[1] - pad, sub.bbox[3] + pad]
+            cursor.execute(sql + " ORDER BY u.id", params)
+            records.extend(unit_record(kind, row) for row in cursor.fetchall())
+    # Rounded lon/lat decide bbox membership in frames; apply the same rule here.
+    return [r for r in records if sub.in_view(r)]
+
+
+def is_stale(record: dict[str, Any], now: float, stale_after: float) -> bool:
+    return record["t"] < now - stale_after
+
+
+def district_codes() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT code FROM geo_district ORDER BY code")
+        return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from realtime import views
+
+urlpatterns = [
+    path("api/positions", views.positions, name="positions"),
+    path("ingest/osmand", views.osmand, name="osmand"),
+    path("api/pushes", views.pushes, name="pushes"),
+    path("api/pushes/<uuid:push_id>", views.push_detail, name="push-detail"),
+]
