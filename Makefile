@@ -8,7 +8,7 @@ export
 PY := .venv/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
-WORKERS ?= 1
+WORKERS ?= 2
 
 .PHONY: setup demo serve test lint apt db db-stop migrate fixtures accounts lock bench clean-db
 
@@ -42,13 +42,19 @@ migrate: db .venv/.installed
 
 fixtures: migrate
 	@$(PY) manage.py load_fixtures
+	@$(PY) manage.py refresh_tiles -v 0
 
 accounts: fixtures
 	@$(PY) manage.py create_demo_accounts -v 0
 
+# Several worker processes share WebSocket subscribers and the tile cache through Redis: the
+# project-local one under .var/ unless REDIS_URL points elsewhere.
+SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
+	$(PY) -m uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+
 serve:
-	@echo "serve: http://$(HOST):$(PORT)"
-	@$(PY) -m uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers)"
+	@$(SERVER)
 
 # The demo: the server, and the simulator sending officers' and vehicles' fixes through the real
 # HTTP ingest path (every 2nd unit every 5 s: lively on the map, light on 2 cores).
@@ -56,7 +62,7 @@ demo: setup
 	@echo "demo: http://$(HOST):$(PORT) (simulated units moving; Ctrl-C stops both)"
 	@$(PY) manage.py simulate --url http://$(HOST):$(PORT) --wait 60 --every 2 --interval 5 -v 0 & sim=$$!; \
 	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
-	  $(PY) -m uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+	  $(SERVER)
 
 lint: .venv/.installed
 	@.venv/bin/ruff check .

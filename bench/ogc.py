@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -52,9 +53,12 @@ BOXES = {
 }
 LIMIT = 1000
 
+T = TypeVar("T")
 
-def timed(fn: Callable[[], object], n: int, warmup: int = 10) -> tuple[list[float], object]:
-    result = None
+
+def timed(fn: Callable[[], T], n: int, warmup: int = 10) -> tuple[list[float], T]:
+    if warmup + n < 1:
+        raise ValueError("timed needs at least one call (warmup + n >= 1)")
     for _ in range(warmup):
         result = fn()
     samples = []

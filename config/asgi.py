@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP through Django; WebSockets (/ws/map, /ws/field) through Channels.
+"""ASGI entry point (the composition root): HTTP through Django, with signed tile URLs answered
+by tiles' fast path in front of it; WebSockets (/ws/map, /ws/field) through Channels.
+
+    uvicorn config.asgi:application --workers N
 
 WebSocket authentication: a bearer token (header or ?token=) or the session cookie; the origin
 check refuses cross-site browser pages that would ride on a logged-in dispatcher's cookie."""
@@ -16,8 +19,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 
 from realtime.auth import TokenAuthMiddleware, origin_checked  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from tiles.asgi import TileFastPath  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": TileFastPath(django_asgi_app),
     "websocket": origin_checked(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
 })

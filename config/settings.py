@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "geo",
     "frontend",
     "realtime",
+    "tiles",
 ]
 
 MIDDLEWARE = [
@@ -107,6 +108,13 @@ WHITENOISE_USE_FINDERS = True
 # Geometry storage: everything in CGCS2000 geographic (EPSG:4490); tiles use a 3857 copy.
 ONEMAP_SRID = 4490
 ONEMAP_WEB_SRID = 3857
+# Vector tiles (tiles/README.md): the tile cache (off for the cold benchmark), its in-process size
+# (shared through Redis when REDIS_URL is set), how long a signed tile URL (?t=) stays valid, and
+# how long a tile of a live layer (officers, vehicles) may be reused.
+ONEMAP_TILE_CACHE = env_bool("TILE_CACHE", True)
+ONEMAP_TILE_CACHE_MB = int(env("TILE_CACHE_MB", "256"))
+ONEMAP_TILE_TOKEN_MAX_AGE_S = int(env("TILE_TOKEN_MAX_AGE_S", str(12 * 3600)))
+ONEMAP_TILE_LIVE_MAX_AGE_S = int(env("TILE_LIVE_MAX_AGE_S", "5"))
 # The OGC API caps a page at this many features.
 OGC_MAX_LIMIT = int(env("OGC_MAX_LIMIT", "10000"))
 

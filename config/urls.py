@@ -6,6 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("ogc/", include("geo.ogc.urls")),
+    path("tiles/", include("tiles.urls")),
     path("", include("accounts.urls")),
     path("", include("realtime.urls")),
     path("", include("frontend.urls")),

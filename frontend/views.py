@@ -77,6 +77,9 @@ def one_map(request: HttpRequest) -> HttpResponse:
         "districtsUrl": "/api/map/districts.geojson",
         "labelsUrl": "/api/map/district-labels.geojson",
         "highlightDistrict": jurisdiction.district,
+        # The map itself: vector tiles from /tiles/ (tiles/README.md), styled per user.
+        "styleUrl": "/tiles/style.json",
+        "styleRefreshSeconds": 30,
     }
     return render(request, "frontend/one_map.html", {
         "display_name": request.user.get_full_name() or request.user.get_username(),

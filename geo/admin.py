@@ -8,7 +8,7 @@ of dropdowns with thousands of options. Maps use an offline widget (frontend.wid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -69,7 +69,9 @@ class DistrictListFilter(admin.SimpleListFilter):
 class OneMapGeoAdmin(GISModelAdmin):
     """The base of every spatial admin: offline map widget, cheap changelists."""
 
-    gis_widget = OfflineOpenLayersWidget
+    # django-stubs declare type[OSMWidget], but Django accepts any geometry widget class here (the default
+    # OSMWidget is itself an OpenLayersWidget subclass); ours is the OpenLayersWidget without online tiles.
+    gis_widget = OfflineOpenLayersWidget  # type: ignore[assignment]
     show_full_result_count = False
     list_per_page = 50
 
@@ -167,7 +169,7 @@ class EnforcementUnitAdmin(OneMapGeoAdmin):
 
 class FieldUnitAdmin(OneMapGeoAdmin):
     raw_id_fields = ("street",)
-    list_filter = (DistrictListFilter, "unit")
+    list_filter: ClassVar[tuple[type[admin.ListFilter] | str, ...]] = (DistrictListFilter, "unit")
     readonly_fields = ("position_at", "speed", "heading", "accuracy")
 
 

@@ -128,7 +128,9 @@ def test_hotspot_form_round_trip_keeps_an_unmoved_point(admin_client_demo, sampl
     hotspot = sample_rows["hotspotpoint"]
     before = (hotspot.geom.x, hotspot.geom.y)
     page = admin_client_demo.get(f"/admin/geo/hotspotpoint/{hotspot.pk}/change/").content.decode()
-    serialized = html_lib.unescape(re.search(r'<textarea id="id_geom"[^>]*>(.*?)</textarea>', page, re.S).group(1))
+    textarea = re.search(r'<textarea id="id_geom"[^>]*>(.*?)</textarea>', page, re.S)
+    assert textarea is not None, "the change form has no geometry textarea"
+    serialized = html_lib.unescape(textarea.group(1))
     x, y = json.loads(serialized)["coordinates"]
     assert (x, y) == pytest.approx(web_mercator(*before), abs=1e-3)  # the map gets Web Mercator metres
 

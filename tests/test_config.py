@@ -15,7 +15,15 @@ def test_tcp_url():
 
 def test_socket_url_and_options():
     db = database_from_url("postgresql://onemap@/onemap?host=/run/pg&port=5433&sslmode=disable")
-    assert (db["HOST"], db["PORT"], db["OPTIONS"]) == ("/run/pg", "5433", {"sslmode": "disable"})
+    assert (db["HOST"], db["PORT"], db["OPTIONS"]["sslmode"]) == ("/run/pg", "5433", "disable")
+
+
+def test_connections_are_pooled_unless_turned_off(monkeypatch):
+    db = database_from_url("postgresql://u@h/db")
+    assert db["OPTIONS"]["pool"]["max_size"] >= 2 and db["CONN_MAX_AGE"] == 0
+    monkeypatch.setenv("ONEMAP_DB_POOL", "0")
+    db = database_from_url("postgresql://u@h/db")
+    assert "pool" not in db["OPTIONS"] and db["CONN_MAX_AGE"] == 60
 
 
 def test_local_default_points_under_var():

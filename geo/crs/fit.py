@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import numbers
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ from geo.crs.systems import CrsError, CrsSystem, get_system
 # Unknowns per model, and the points needed to solve it (+1 for redundancy, so sigma0 exists).
 UNKNOWNS = {"helmert4": 4, "affine": 6, "poly2": 12, "bursa7": 7}
 MIN_POINTS = {"helmert4": 3, "affine": 4, "poly2": 7, "bursa7": 4}
+
+# (semi-major axis in metres, inverse flattening) of the source and the target ellipsoid.
+Ellipsoids = tuple[tuple[float, float], tuple[float, float]]
 
 
 class FitError(CrsError):
@@ -159,7 +163,7 @@ def _bursa_solve(xs: np.ndarray, xd: np.ndarray) -> dict[str, float]:
             "ry_arcsec": float(ry / ARCSEC), "rz_arcsec": float(rz / ARCSEC), "s_ppm": float(s * 1e6)}
 
 
-def _fit_once(model: str, src: np.ndarray, dst: np.ndarray, ells: tuple | None) -> Solution:
+def _fit_once(model: str, src: np.ndarray, dst: np.ndarray, ells: Ellipsoids | None) -> Solution:
     if model in PLANE_MODELS:
         p = _solve_plane(model, src, dst)
 
@@ -169,6 +173,7 @@ def _fit_once(model: str, src: np.ndarray, dst: np.ndarray, ells: tuple | None) 
         res = dst[:, :2] - predict(src)
         dof, dim = 2 * len(src) - UNKNOWNS[model], 2
     else:
+        assert ells is not None, f"{model} needs the ellipsoids"
         ell_s, ell_d = ells
         hs = np.nan_to_num(src[:, 2])  # no height given: 0, as the pipeline assumes
         xs = geodetic_to_cart(src[:, 0], src[:, 1], hs, *ell_s)
@@ -193,11 +198,12 @@ def _fit_once(model: str, src: np.ndarray, dst: np.ndarray, ells: tuple | None) 
     return Solution(p, predict, res, sigma0, dof, {"dim": dim})
 
 
-def _residual_m(model: str, sol: Solution, src: np.ndarray, dst: np.ndarray, ells: tuple | None) -> np.ndarray:
+def _residual_m(model: str, sol: Solution, src: np.ndarray, dst: np.ndarray, ells: Ellipsoids | None) -> np.ndarray:
     """Residual vectors (metres) of arbitrary points under a solution (e.g. check points)."""
     pred = sol.predict(src)
     if model in PLANE_MODELS:
         return dst[:, :2] - pred
+    assert ells is not None, f"{model} needs the ellipsoids"
     ell_d = ells[1]
     h = dst[:, 2] if np.isfinite(dst[:, 2]).all() else cart_to_geodetic(pred.T, *ell_d)[2]
     return geodetic_to_cart(dst[:, 0], dst[:, 1], h, *ell_d).T - pred
@@ -216,7 +222,8 @@ def fit(points: ControlPoints, model: str, source: str, target: str, pad_fractio
     if model not in MODELS:
         raise FitError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     s_sys, d_sys = get_system(source), get_system(target)
-    src, dst, ells = points.src.copy(), points.dst.copy(), None
+    src, dst = points.src.copy(), points.dst.copy()
+    ells: Ellipsoids | None = None
     if model in PLANE_MODELS:
         for sys_ in (s_sys, d_sys):
             if not sys_.projected:
@@ -257,7 +264,8 @@ def fit(points: ControlPoints, model: str, source: str, target: str, pad_fractio
     check_idx = np.flatnonzero(points.check)
     check_res = _residual_m(model, sol, src[check_idx], dst[check_idx], ells) if len(check_idx) else np.zeros((0, 2))
     check_norm = np.linalg.norm(check_res, axis=1)
-    params = {k: (float(v) if np.isscalar(v) else v) for k, v in sol.params.items()}
+    # Scalars (numpy or Python) become plain floats; lists (poly2's coefficients) stay as they are.
+    params = {k: (float(v) if isinstance(v, numbers.Real) else v) for k, v in sol.params.items()}
     pad = _padding(p_src, src[used, :2], pad_fraction)
     pad_t = _padding(p_dst, dst[used, :2], pad_fraction)
     doc: dict[str, Any] = {
@@ -288,6 +296,7 @@ def fit(points: ControlPoints, model: str, source: str, target: str, pad_fractio
         rej_res = np.linalg.norm(_residual_m(model, sol, src[rej], dst[rej], ells), axis=1)
         doc["statistics"]["rejected_residuals"] = {r: float(v) for r, v in zip(rejected, rej_res, strict=True)}
     if model == "bursa7":
+        assert ells is not None  # set above for every non-plane model
         e_s, e_d = (f"+a={a!r} +rf={rf!r}" for a, rf in ells)
         doc["ellipsoids"] = {"source": list(ells[0]), "target": list(ells[1])}
         doc["position_vector"] = to_position_vector(params)
@@ -308,7 +317,11 @@ _UNITS = {
 def _ellipsoid(sys_: CrsSystem) -> tuple[float, float]:
     from pyproj import CRS
 
+    if sys_.epsg is None:
+        raise FitError(f"{sys_.alias} has no ellipsoid")
     ell = CRS.from_epsg(sys_.epsg).ellipsoid
+    if ell is None:
+        raise FitError(f"{sys_.alias} has no ellipsoid")
     return float(ell.semi_major_metre), float(ell.inverse_flattening)
 
 
@@ -317,6 +330,8 @@ def _to_geographic(sys_: CrsSystem, geo: CrsSystem, xy: np.ndarray) -> np.ndarra
         return xy
     from geo.crs.transform import proj_transform
 
+    if sys_.epsg is None or geo.epsg is None:
+        raise FitError(f"{sys_.alias} -> {geo.alias}: only EPSG systems have a geographic system")
     return np.column_stack(proj_transform(sys_.epsg, geo.epsg, xy[:, 0], xy[:, 1]))
 
 

@@ -110,4 +110,6 @@ def ellipsoid_proj_args(system: CrsSystem) -> str:
     if system.epsg is None:
         raise CrsError(f"{system.alias} has no ellipsoid")
     ell = CRS.from_epsg(system.epsg).ellipsoid
+    if ell is None:
+        raise CrsError(f"{system.alias} has no ellipsoid")
     return f"+a={ell.semi_major_metre!r} +rf={ell.inverse_flattening!r}"

@@ -144,6 +144,8 @@ def _same_datum(a: CrsSystem, b: CrsSystem) -> list[Step]:
         ga, gb = get_system(a.geographic), get_system(b.geographic)
         ident = Step("CGCS2000=WGS84 (identity, cm-level)", lambda x, y: (x, y))
         return [*_same_datum(a, ga), ident, *_same_datum(gb, b)]
+    # Web-map and local systems were handled above: both are EPSG systems here.
+    assert a.epsg is not None and b.epsg is not None, (a.alias, b.alias)
     return [_proj_step(a.epsg, b.epsg)]
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from django.db.models import TextChoices
+
 from geo.models import Camera, Community, District, GridCell, HotspotCategory, HotspotPoint, Officer, Street, Vehicle
 
 PUBLIC = "public"
@@ -62,7 +64,7 @@ class Collection:
         return next((f for f in self.filters if f.param == param), None)
 
 
-def choices(text_choices: type) -> tuple[str, ...]:
+def choices(text_choices: type[TextChoices]) -> tuple[str, ...]:
     return tuple(text_choices.values)
 
 

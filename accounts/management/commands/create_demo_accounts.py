@@ -107,7 +107,7 @@ class Command(BaseCommand):
 
     def print_table(self, rows: list[tuple[str, str, str]]) -> None:
         headers = ("username", "role", "jurisdiction")
-        table = [headers, *rows]
+        table: list[tuple[str, ...]] = [headers, *rows]
         widths = [max(display_width(r[i]) for r in table) for i in range(3)]
         table.insert(1, tuple("-" * w for w in widths))
         for row in table:

@@ -1,48 +1,16 @@
-/* The one-map placeholder: district boundaries from our own API on a plain background.
-   No basemap tiles, no glyph server, no sprite: nothing leaves our server. */
+/* The one map: every layer from OneMap's own vector tiles (/tiles/style.json, built per user with
+   signed, versioned tile URLs). No basemap from elsewhere, no glyph server, no sprite: nothing
+   leaves our server; labels are drawn with the browser's own fonts. */
 /* global maplibregl */
 'use strict';
 
 (function () {
   const config = JSON.parse(document.getElementById('map-config').textContent);
-  // Without a `glyphs` URL, MapLibre (>= 5.11) draws every label with the browser's own fonts;
-  // text-font then names CSS font families, tried in order.
   const labelFont = ['Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', 'sans-serif'];
-
-  const style = {
-    version: 8,
-    sources: {
-      districts: {type: 'geojson', data: config.districtsUrl, promoteId: 'code'},
-      districtLabels: {type: 'geojson', data: config.labelsUrl},
-    },
-    layers: [
-      {id: 'background', type: 'background', paint: {'background-color': '#eef1f4'}},
-      {
-        id: 'district-fill', type: 'fill', source: 'districts',
-        paint: {
-          'fill-color': ['case', ['==', ['get', 'code'], config.highlightDistrict || ''], '#c9dcf2', '#ffffff'],
-          'fill-opacity': 0.9,
-        },
-      },
-      {
-        id: 'district-outline', type: 'line', source: 'districts',
-        paint: {'line-color': '#5b7083', 'line-width': ['interpolate', ['linear'], ['zoom'], 8, 0.8, 12, 2]},
-      },
-      {
-        id: 'district-label', type: 'symbol', source: 'districtLabels',
-        layout: {
-          'text-field': ['get', 'name'],
-          'text-font': labelFont,
-          'text-size': ['interpolate', ['linear'], ['zoom'], 8, 12, 12, 18],
-        },
-        paint: {'text-color': '#23313f', 'text-halo-color': '#ffffff', 'text-halo-width': 1.5},
-      },
-    ],
-  };
 
   const map = new maplibregl.Map({
     container: 'map',
-    style: style,
+    style: config.styleUrl,
     bounds: config.bbox,
     fitBoundsOptions: {padding: 24},
     // Chinese characters are drawn locally too (this is also MapLibre's default).
@@ -51,4 +19,24 @@
   });
   map.addControl(new maplibregl.NavigationControl({showCompass: false}), 'top-right');
   map.addControl(new maplibregl.ScaleControl({unit: 'metric'}), 'bottom-left');
+
+  // Tile URLs name the data version, so the browser may keep tiles for good. To show edits
+  // (a new hotspot, a closed one) without a reload, ask for the current URLs now and then and
+  // switch a source only when its URL changed; live layers refresh on their own short max-age.
+  async function refreshTileUrls() {
+    const response = await fetch(config.styleUrl, {credentials: 'same-origin'});
+    if (!response.ok) return;
+    const fresh = await response.json();
+    for (const [id, source] of Object.entries(fresh.sources)) {
+      const current = map.getSource(id);
+      if (source.type === 'vector' && current && current.tiles &&
+          current.tiles[0] !== source.tiles[0]) {
+        current.setTiles(source.tiles);
+      }
+    }
+  }
+  map.on('load', function () {
+    setInterval(function () { refreshTileUrls().catch(function () {}); },
+      (config.styleRefreshSeconds || 30) * 1000);
+  });
 }());

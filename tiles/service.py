@@ -1,0 +1,163 @@
+"""Serving one tile request: versions, cache, ETag, and the one SQL round trip on a miss.
+
+Three paths, by what the URL carries:
+- `?v=<digest>` (the URLs TileJSON and style.json hand out): the digest names the versions of the
+  requested layers, so the content of the URL never changes: a cache hit needs no query at all,
+  a miss is ONE statement (the tile and the versions it was built from). If the data moved on
+  since the URL was issued, the current tile is served with `no-cache` and not stored under v.
+- no `v`, cache on: one small query reads the current versions (to find the cache key), then
+  the tile statement on a miss.
+- no `v`, cache off: the tile statement only.
+Live layers (officers, vehicles) have no version: their key holds a time bucket of
+ONEMAP_TILE_LIVE_MAX_AGE_S seconds, and their responses may be reused that long only."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from geo.ogc.registry import JURISDICTION
+from tiles import derived
+from tiles.cache import tile_cache
+from tiles.params import filter_query_string
+from tiles.sql import TileQuery, derived_layers, tile_sql, versions_sql
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+REVALIDATE = "private, no-cache"
+VERSIONED_TTL_S = 7 * 24 * 3600
+GZIP_LEVEL = 6
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@dataclass(frozen=True)
+class TileAnswer:
+    status: int  # 200 or 304
+    gz: bytes  # gzip-compressed MVT, or b"" for an empty tile (and for 304)
+    etag: str
+    cache_control: str
+
+
+def version_digest(tq: TileQuery, versions: dict[str, int]) -> str:
+    """A short name for the versions of the requested (versioned) layers; '0' if none is."""
+    parts = [f"{lq.layer.id}:{versions.get(lq.layer.id, 0)}" for lq in tq.layers if lq.layer.versioned]
+    if not parts:
+        return "0"
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def current_versions(tq: TileQuery) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(*versions_sql([lq.layer.id for lq in tq.layers]))
+        return dict(cursor.fetchall())
+
+
+def render(tq: TileQuery) -> tuple[bytes, dict[str, int]]:
+    """The gzip-compressed tile (b"" if empty) and the versions it shows: one statement, or, if a
+    derived low-zoom table was behind its source, a rebuild and the statement again."""
+    for _attempt in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(*tile_sql(tq))
+            tile, versions, built = cursor.fetchone()
+        if isinstance(versions, str):  # json_object_agg arrives parsed or as text, by driver setup
+            versions, built = json.loads(versions), json.loads(built)
+        if not derived.ensure_fresh(derived_layers(tq), versions, built):
+            break
+    tile = bytes(tile)
+    return (gzip.compress(tile, GZIP_LEVEL, mtime=0) if tile else b""), versions
+
+
+def base_key(tq: TileQuery) -> str:
+    ids = ",".join(lq.layer.id for lq in tq.layers)
+    scoped = any(lq.layer.scope == JURISDICTION for lq in tq.layers)
+    j = tq.jurisdiction
+    scope = f"{j.level}:{j.district or ''}:{j.street or ''}" if scoped else "-"
+    return f"{ids}|{tq.z}/{tq.x}/{tq.y}|{filter_query_string(tq.layers)}|{scope}"
+
+
+def etag_of(key: str) -> str:
+    return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
+def answer_without_database(tq: TileQuery, url_version: str, if_none_match: str | None) -> TileAnswer | None:
+    """For a versioned URL: a 304, or a hit in this process's cache; None if neither. Touches no
+    database and no network, so tiles.asgi may call it on the event loop."""
+    live = any(lq.layer.live for lq in tq.layers)
+    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
+    bucket = f"|live:{int(time.time() // live_age)}" if live else ""
+    key = f"{base_key(tq)}|{url_version}{bucket}"
+    etag = etag_of(key)
+    control = f"private, max-age={live_age}" if live else IMMUTABLE
+    if matches(if_none_match, etag):
+        return TileAnswer(304, b"", etag, control)
+    cache = tile_cache()
+    if cache is not None and (hit := cache.local.get(key)) is not None:
+        return TileAnswer(200, hit, etag, control)
+    return None
+
+
+def http_parts(answer: TileAnswer, gzip_ok: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of a tile answer (shared by the Django view and tiles.asgi)."""
+    headers = [("ETag", answer.etag), ("Cache-Control", answer.cache_control), ("Vary", "Accept-Encoding")]
+    if answer.status == 304:
+        return 304, headers, b""
+    headers.append(("Content-Type", MVT))
+    if not answer.gz:
+        return 200, headers, b""
+    if gzip_ok:
+        return 200, [*headers, ("Content-Encoding", "gzip")], answer.gz
+    return 200, headers, gzip.decompress(answer.gz)
+
+
+def serve(tq: TileQuery, url_version: str | None, if_none_match: str | None) -> TileAnswer:
+    live = any(lq.layer.live for lq in tq.layers)
+    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
+    bucket = f"|live:{int(time.time() // live_age)}" if live else ""
+    live_control = f"private, max-age={live_age}"
+    cache = tile_cache()
+    base = base_key(tq)
+
+    if url_version is not None:
+        key = f"{base}|{url_version}{bucket}"
+        etag = etag_of(key)
+        control = live_control if live else IMMUTABLE
+        if (early := answer_without_database(tq, url_version, if_none_match)) is not None:
+            return early
+        if cache is not None and (hit := cache.get(key)) is not None:
+            return TileAnswer(200, hit, etag, control)
+        gz, versions = render(tq)
+        if version_digest(tq, versions) == url_version:
+            if cache is not None:
+                cache.set(key, gz, live_age if live else VERSIONED_TTL_S)
+            return TileAnswer(200, gz, etag, control)
+        # The URL names versions that are gone: serve today's tile, but let no one keep it as v's.
+        current = f"{base}|{version_digest(tq, versions)}{bucket}"
+        return TileAnswer(200, gz, etag_of(current), live_control if live else REVALIDATE)
+
+    control = live_control if live else REVALIDATE
+    if cache is None:
+        gz, versions = render(tq)
+        etag = etag_of(f"{base}|{version_digest(tq, versions)}{bucket}")
+        return TileAnswer(304 if matches(if_none_match, etag) else 200, gz, etag, control)
+    key = f"{base}|{version_digest(tq, current_versions(tq))}{bucket}"
+    etag = etag_of(key)
+    if matches(if_none_match, etag):
+        return TileAnswer(304, b"", etag, control)
+    if (hit := cache.get(key)) is not None:
+        return TileAnswer(200, hit, etag, control)
+    gz, versions = render(tq)
+    key = f"{base}|{version_digest(tq, versions)}{bucket}"  # the versions may have moved meanwhile
+    cache.set(key, gz, live_age if live else VERSIONED_TTL_S)
+    return TileAnswer(200, gz, etag_of(key), control)

@@ -1,0 +1,167 @@
+"""The SQL of a tile: every requested layer in ONE statement, with the versions it was built from.
+
+    WITH env AS (tile envelope, and the envelope grown by the buffer)
+    SELECT layer1_mvt || layer2_mvt || ..., <layer versions>, <derived-table versions>
+
+An MVT tile is a sequence of layer messages, so concatenating the ST_AsMVT of each layer is a
+valid composite tile. Each layer reads its 3857 geometry (a stored generated column with a GiST
+index) with `&&` against the buffered ST_TileEnvelope, so no row is transformed at request time.
+Reading the versions in the same statement gives them the same snapshot as the rows: a cached
+tile is stored under exactly the versions it shows.
+
+Identifiers come only from tiles.registry (quoted); request values are bound (%s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from accounts.jurisdiction import Jurisdiction
+from geo.ogc.registry import JURISDICTION, Filter
+from tiles.registry import BUFFER, CLUSTERS, EXTENT, SIMPLIFIED, TileLayer
+
+# Clusters: each tile is split into CLUSTER_CELLS x CLUSTER_CELLS cells (16 screen pixels in a 512 px
+# MapLibre tile). A power of two, so the cells of zoom z-1 are unions of 2x2 cells of zoom z.
+CLUSTER_CELLS = 32
+# Half the Web Mercator world width, metres.
+HALF_WORLD = 20037508.342789244
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class LayerQuery:
+    """One layer of a tile request, with its checked filters."""
+
+    layer: TileLayer
+    filters: tuple[tuple[Filter, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class TileQuery:
+    layers: tuple[LayerQuery, ...]
+    z: int
+    x: int
+    y: int
+    jurisdiction: Jurisdiction = field(default_factory=lambda: Jurisdiction("city"))
+
+    def drawn(self) -> tuple[LayerQuery, ...]:
+        """The layers that have anything at this zoom."""
+        return tuple(lq for lq in self.layers if lq.layer.minzoom <= self.z <= lq.layer.maxzoom)
+
+
+def where(alias: str, lq: LayerQuery, jurisdiction: Jurisdiction) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if lq.layer.scope == JURISDICTION:
+        scope, scope_params = jurisdiction.sql(alias)
+        if scope != "TRUE":
+            clauses.append(scope)
+            params.extend(scope_params)
+    for flt, values in lq.filters:
+        if len(values) == 1:
+            clauses.append(f"{alias}.{ident(flt.column)} = %s")
+            params.append(values[0])
+        else:
+            clauses.append(f"{alias}.{ident(flt.column)} = ANY(%s)")
+            params.append(list(values))
+    return clauses, params
+
+
+def properties_sql(layer: TileLayer) -> str:
+    return ", ".join(f"t.{ident(column)} AS {ident(name)}" for name, column in layer.properties)
+
+
+def raw_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+    layer = lq.layer
+    clauses, params = where("t", lq, tq.jurisdiction)
+    geom = f"t.{ident(layer.geometry_column)}"
+    conditions = " AND ".join([f"{geom} && env.b", *clauses])
+    return (
+        f"SELECT ST_AsMVTGeom({geom}, env.e, {EXTENT}, {BUFFER}, true) AS geom, {layer.id_sql} AS fid, "  # noqa: S608 (registry identifiers, bound values)
+        f"{properties_sql(layer)} FROM {ident(layer.table)} t, env WHERE {conditions}"
+    ), params
+
+
+def simplified_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+    """Polygons simplified for this zoom (tiles.derived), with the source row's properties."""
+    layer = lq.layer
+    clauses, params = where("t", lq, tq.jurisdiction)
+    conditions = " AND ".join(["g.layer = %s", "g.zoom = %s", "g.geom_3857 && env.b", *clauses])
+    return (
+        f"SELECT ST_AsMVTGeom(g.geom_3857, env.e, {EXTENT}, {BUFFER}, true) AS geom, {layer.id_sql} AS fid, "  # noqa: S608 (registry identifiers, bound values)
+        f"{properties_sql(layer)} FROM tiles_generalisedpolygon g "
+        f"JOIN {ident(layer.table)} t ON t.{ident(layer.key_column)} = g.key, env WHERE {conditions}"
+    ), [layer.id, tq.z, *params]
+
+
+def cluster_cells(z: int, x: int, y: int) -> tuple[int, int, int, int]:
+    """The cluster cells of tile z/x/y: cell columns and rows (inclusive). Each cell lies in exactly
+    one tile, so a cluster is never drawn twice and its count belongs to one tile."""
+    return x * CLUSTER_CELLS, (x + 1) * CLUSTER_CELLS - 1, y * CLUSTER_CELLS, (y + 1) * CLUSTER_CELLS - 1
+
+
+def cluster_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+    """Sum the cluster cube over the dimensions the request does not fix: one feature per cell,
+    at the mean of its members, with their count."""
+    clauses, params = where("c", lq, tq.jurisdiction)
+    x0, x1, y0, y1 = cluster_cells(tq.z, tq.x, tq.y)
+    conditions = " AND ".join(["c.layer = %s", "c.zoom = %s", "c.cell_x BETWEEN %s AND %s",
+                               "c.cell_y BETWEEN %s AND %s", *clauses])
+    cells_across = (1 << tq.z) * CLUSTER_CELLS
+    return (
+        f"SELECT ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(k.x, k.y), 3857), env.e, {EXTENT}, {BUFFER}, true) AS geom, "  # noqa: S608 (registry identifiers, bound values)
+        "k.fid, k.count, true AS cluster FROM ("
+        "SELECT sum(c.sum_x) / sum(c.count) AS x, sum(c.sum_y) / sum(c.count) AS y, "
+        f"c.cell_y::bigint * {cells_across} + c.cell_x AS fid, sum(c.count)::int AS count "
+        f"FROM tiles_pointcluster c WHERE {conditions} GROUP BY c.cell_x, c.cell_y) k, env"
+    ), [lq.layer.id, tq.z, x0, x1, y0, y1, *params]
+
+
+LAYER_SQL = {"raw": raw_sql, SIMPLIFIED: simplified_sql, CLUSTERS: cluster_sql}
+
+
+def layer_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+    rows, params = LAYER_SQL[lq.layer.generalised_at(tq.z)](lq, tq)
+    mvt = (
+        f"(SELECT coalesce(ST_AsMVT(q, {literal(lq.layer.id)}, {EXTENT}, 'geom', 'fid'), ''::bytea) "  # noqa: S608 (registry identifiers, bound values)
+        f"FROM ({rows}) q WHERE q.geom IS NOT NULL)"
+    )
+    return mvt, params
+
+
+def derived_layers(tq: TileQuery) -> list[str]:
+    """The layers this tile reads from a derived table (whose freshness must be checked)."""
+    return [lq.layer.id for lq in tq.drawn() if lq.layer.generalised_at(tq.z) != "raw"]
+
+
+def tile_sql(tq: TileQuery) -> tuple[str, list[object]]:
+    """(tile bytea, {layer: version}, {layer: derived version}) for the whole request."""
+    parts: list[str] = []
+    # The index test (&&) compares float4 boxes, so it is fuzzy at the edge; it is taken one unit
+    # wider than the buffer and ST_AsMVTGeom (exact, after snapping to the grid) decides.
+    params: list[object] = [tq.z, tq.x, tq.y, tq.z, tq.x, tq.y, (BUFFER + 1) / EXTENT]
+    for lq in tq.drawn():
+        sql, layer_params = layer_sql(lq, tq)
+        parts.append(sql)
+        params.extend(layer_params)
+    tile = " || ".join(parts) or "''::bytea"
+    ids = [lq.layer.id for lq in tq.layers]
+    params.extend([ids, derived_layers(tq)])
+    return (
+        "WITH env AS (SELECT ST_TileEnvelope(%s, %s, %s) AS e, ST_TileEnvelope(%s, %s, %s, margin => %s) AS b) "  # noqa: S608 (registry identifiers, bound values)
+        f"SELECT {tile}, "
+        "(SELECT coalesce(json_object_agg(v.layer, v.version), '{}') FROM tiles_layerversion v WHERE v.layer = ANY(%s)), "
+        "(SELECT coalesce(json_object_agg(d.layer, d.version), '{}') FROM tiles_derivedstate d WHERE d.layer = ANY(%s)) "
+        "FROM env"
+    ), params
+
+
+def versions_sql(layer_ids: list[str]) -> tuple[str, list[object]]:
+    return "SELECT layer, version FROM tiles_layerversion WHERE layer = ANY(%s)", [layer_ids]
+
