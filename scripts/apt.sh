@@ -6,6 +6,7 @@ PACKAGES=(
   gdal-bin libgdal32 libgeos-c1v5 libproj25        # GeoDjango's libraries; ogrinfo for tests
   fonts-noto-cjk                                   # Chinese labels, rendered locally
   redis-server                                     # the shared channel layer and tile cache
+  chromium                                         # browser tests (Playwright drives Debian's build)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

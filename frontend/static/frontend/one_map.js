@@ -17,6 +17,7 @@
     localIdeographFontFamily: labelFont.join(', '),
     attributionControl: false,
   });
+  window.oneMap = map;  // for the browser tests and for a look from the console
   map.addControl(new maplibregl.NavigationControl({showCompass: false}), 'top-right');
   map.addControl(new maplibregl.ScaleControl({unit: 'metric'}), 'bottom-left');
 
