@@ -87,16 +87,30 @@ async def post_batch(conn: HttpConnection, token: str, fixes: list[dict[str, Any
     return json.loads(body)
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return kids
+
+
 def rss_mib(pid: int | None) -> float | None:
+    """Resident memory of `pid` and its child processes (uvicorn --workers N: the workers)."""
     if not pid:
         return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    total, found = 0.0, False
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+                    found = True
+        except OSError:
+            continue
+    return total if found else None
 
 
 def monotonic() -> float:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -73,7 +74,7 @@ def tile_groups(per_zoom: int) -> dict[str, list[tuple[int, int, int]]]:
     groups["z8-11"] = low
     rng = random.Random(20240101)
     for z in range(12, 17):
-        tiles = []
+        tiles: list[tuple[int, int, int]] = []
         while len(tiles) < per_zoom:
             lon, lat = rng.gauss(CENTRE[0], 0.25), rng.gauss(CENTRE[1], 0.2)
             if BEIJING[0] <= lon <= BEIJING[2] and BEIJING[1] <= lat <= BEIJING[3]:
@@ -303,24 +304,31 @@ def sql_count_raw(z: int, x: int, y: int, buffered: bool) -> int:
         return cursor.fetchone()[0]
 
 
-def check_content(port_onemap: int, port_tipg: int | None, sample: list[tuple[int, int, int]]) -> dict[str, object]:
+@dataclass
+class ContentCheck:
+    mismatches: list[str] = field(default_factory=list)
+    onemap: list[int] = field(default_factory=list)  # features per tile
+    tipg: list[int] = field(default_factory=list)
+
+
+def check_content(port_onemap: int, port_tipg: int | None, sample: list[tuple[int, int, int]]) -> ContentCheck:
     """Decode each server's tile and compare its feature count with SQL."""
-    mismatches: list[str] = []
-    counted = {"onemap": [], "tipg": []}  # type: ignore[var-annotated]
+    checked = ContentCheck()
+    mismatches = checked.mismatches
     for z, x, y in sample:
         status, body, headers = asyncio.run(get_one(port_onemap, onemap_path(z, x, y)))
         ours = features(body, headers)
         if ours != sql_count_onemap(z, x, y):
             mismatches.append(f"onemap {z}/{x}/{y}")
-        counted["onemap"].append(ours)
+        checked.onemap.append(ours)
         if port_tipg:
             status, body, headers = asyncio.run(get_one(port_tipg, tipg_path(z, x, y)))
             theirs = features(body, headers) if status == 200 else -1
             # TiPg selects rows by the unbuffered tile (the buffer only widens the clip box).
             if theirs != sql_count_raw(z, x, y, buffered=False):
                 mismatches.append(f"tipg {z}/{x}/{y} {theirs}")
-            counted["tipg"].append(theirs)
-    return {"mismatches": mismatches, "onemap": counted["onemap"], "tipg": counted["tipg"]}
+            checked.tipg.append(theirs)
+    return checked
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -332,10 +340,15 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=1000, help="tiles per zoom for z12-z16")
     parser.add_argument("--no-tipg", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="print only (a trial run)")
+    parser.add_argument("--groups", default="", help="comma list of tile groups to run (z8-11,z12,...); all if empty")
+    parser.add_argument("--concurrency", default="", help="comma list of client concurrencies; 1,8,32 if empty")
     args = parser.parse_args()
+    concurrency = tuple(int(c) for c in args.concurrency.split(",")) if args.concurrency else CONCURRENCY
 
     call_command("refresh_tiles", verbosity=0)
     groups = tile_groups(args.tiles)
+    if args.groups:
+        groups = {name: tiles for name, tiles in groups.items() if name in args.groups.split(",")}
     tq = TileQuery((LayerQuery(registry.BY_ID[LAYER]),), 0, 0, 0, Jurisdiction("city"))
     URL_QUERY = f"v={version_digest(tq, current_versions(tq))}&t={issue_token(1, Jurisdiction('city'))}"
     if not args.no_tipg:
@@ -363,16 +376,16 @@ def main() -> None:
         for group, tiles in groups.items():
             sample = tiles if group == "z8-11" else tiles[:40]
             checked = check_content(cold_port, tipg_port if "tipg" in servers else None, sample)
-            feature_means[("onemap cold", group)] = sum(checked["onemap"]) / len(sample)  # type: ignore[arg-type]
+            feature_means[("onemap cold", group)] = sum(checked.onemap) / len(sample)
             feature_means[("onemap warm", group)] = feature_means[("onemap cold", group)]
-            if checked["tipg"]:
-                feature_means[("tipg", group)] = sum(checked["tipg"]) / len(sample)  # type: ignore[arg-type]
-            if checked["mismatches"]:
-                notes.append(f"{group}: content mismatches {checked['mismatches'][:5]}")
-            print(group, "content checked on", len(sample), "tiles; mismatches:", len(checked["mismatches"]), flush=True)
+            if checked.tipg:
+                feature_means[("tipg", group)] = sum(checked.tipg) / len(sample)
+            if checked.mismatches:
+                notes.append(f"{group}: content mismatches {checked.mismatches[:5]}")
+            print(group, "content checked on", len(sample), "tiles; mismatches:", len(checked.mismatches), flush=True)
 
         for group, tiles in groups.items():
-            for c in CONCURRENCY:
+            for c in concurrency:
                 add("floor", group, c, floor(groups, group, c, args.seconds))
                 add("onemap cold", group, c, asyncio.run(load(cold_port, [onemap_path(*t) for t in tiles], c, args.seconds)))
                 if "tipg" in servers:
@@ -382,7 +395,7 @@ def main() -> None:
         for group, tiles in groups.items():
             paths = [onemap_path(*t) for t in tiles]
             asyncio.run(load(warm_port, paths * 2, 8, 120))  # fill both workers' caches
-            for c in CONCURRENCY:
+            for c in concurrency:
                 add("onemap warm", group, c, asyncio.run(load(warm_port, paths * 3, c, args.seconds)))
         # The z8 camera tile over Beijing, uncached: size and latency.
         z8 = (8, *tile_xy(*CENTRE, 8))
@@ -401,15 +414,17 @@ def main() -> None:
         for proc in servers.values():
             stop(proc)
 
-    headers = ["tiles", "server", "conc", "req/s", "p50 ms", "p99 ms", "KB/tile", "features/tile", "errors"]
-    text = table(headers, rows)
+    columns = ["tiles", "server", "conc", "req/s", "p50 ms", "p99 ms", "KB/tile", "features/tile", "errors"]
+    text = table(columns, rows)
     targets = []
     for group in ("z12", "z14"):
-        ratio = max(results[("onemap cold", group, c)]["rps"] / results[("floor", group, c)]["rps"] for c in CONCURRENCY)
+        if group not in groups:
+            continue
+        ratio = max(results[("onemap cold", group, c)]["rps"] / results[("floor", group, c)]["rps"] for c in concurrency)
         targets.append(f"- cold / floor at {group} (best concurrency): {ratio:.0%} (target >= 70%)")
-    if ("tipg", "z14", 32) in results:
-        ratio = max(results[("onemap cold", "z14", c)]["rps"] for c in CONCURRENCY) / max(
-            results[("tipg", "z14", c)]["rps"] for c in CONCURRENCY)
+    if ("tipg", "z14", concurrency[-1]) in results:
+        ratio = max(results[("onemap cold", "z14", c)]["rps"] for c in concurrency) / max(
+            results[("tipg", "z14", c)]["rps"] for c in concurrency)
         targets.append(f"- OneMap cold / TiPg at z14 (best of each): {ratio:.1f}x (target >= 10x)")
     best_warm = max(r["rps"] for (s, _, _), r in results.items() if s == "onemap warm")
     targets.append(f"- warm, best: {best_warm:.0f} tiles/s (target >= 3,000)")

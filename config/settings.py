@@ -76,7 +76,8 @@ if REDIS_URL:
             "capacity": 2000}}
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 2000}}}
+    # Channels' in-memory layer without its deep copy per send (realtime/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.SharedInMemoryChannelLayer", "CONFIG": {"capacity": 2000}}}
 
 # Realtime (realtime/conf.py documents each): a unit is stale after this many seconds silent.
 ONEMAP_STALE_AFTER_S = int(env("STALE_AFTER_S", "120"))

@@ -121,7 +121,7 @@ class MapConsumer(JsonSocket):
         stream = self.stream = hub.open_stream(Stream(sub, self.user_id))
         await hub.join(await database_sync_to_async(_groups_for)(sub))
         records = await database_sync_to_async(load_snapshot)(sub)
-        await self.send(text_data=stream.install_snapshot(records))
+        await self.send(text_data=stream.install_snapshot(records, hub.intern))
         await stream.attach(self)
 
     async def _resume(self, hub: Hub, resume: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,12 +81,16 @@ def known_devices(device_ids: Iterable[str]) -> dict[str, KnownDevice]:
     ids = list(set(device_ids))
     if not ids:
         return {}
+    # The ids as one JSON parameter, not a text[]: psycopg quotes array elements one by one in Python.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT 'officer', id, device_id, district_id, street_id FROM geo_officer WHERE device_id = ANY(%s)"
+            "WITH ids AS (SELECT json_array_elements_text(%s::json) AS device_id)"
+            " SELECT 'officer', id, device_id, district_id, street_id FROM geo_officer"
+            " WHERE device_id IN (SELECT device_id FROM ids)"
             " UNION ALL "
-            "SELECT 'vehicle', id, device_id, district_id, street_id FROM geo_vehicle WHERE device_id = ANY(%s)",
-            [ids, ids],
+            "SELECT 'vehicle', id, device_id, district_id, street_id FROM geo_vehicle"
+            " WHERE device_id IN (SELECT device_id FROM ids)",
+            [json.dumps(ids)],
         )
         return {row[2]: KnownDevice(row[0], row[1], row[3], row[4]) for row in cursor.fetchall()}
 

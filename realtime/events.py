@@ -7,11 +7,13 @@ process; Redis across processes), to one group per audience:
 
 - `district=X`: screens whose jurisdiction covers district X (city, X, or a street of X);
 - `device=D`: the field app of device D (pushes);
-- neither: every screen (city-wide notices).
+- neither: every screen (city-wide notices);
+- `send_district_events`: one message for many districts (positions), filtered by each hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "rt.event"  # the channel-layer message type; consumers handle it as rt_event
 ALL_GROUP = "rt.all"
+DISTRICTS_GROUP = "rt.districts"  # events keyed by district (send_district_events); every hub joins it
 _GROUP_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -48,16 +51,46 @@ def send_event(kind: str, data: Any, *, district: str | None = None, device: str
         group = district_group(district)
     else:
         group = ALL_GROUP
-    transaction.on_commit(lambda: _publish(group, kind, data), robust=True)
+    transaction.on_commit(lambda: _publish(kind, [(group, district, data)]), robust=True)
 
 
-def _publish(group: str, kind: str, data: Any) -> None:
-    # committed_at lets screens and benchmarks measure commit-to-screen latency.
-    message = {"type": EVENT_TYPE, "kind": kind, "data": data, "committed_at": time.time()}
+def send_district_events(kind: str, by_district: dict[str, list[Any]]) -> None:
+    """Many districts' data from one commit (a batch of fixes touches up to every district) as ONE
+    message to `DISTRICTS_GROUP`, keyed by district: `{"by_district": {code: [...]}}`. Every hub
+    joins that group and hands each district's part only to the screens that may see it. One
+    message instead of one per district: with Redis, receiving costs a few round trips per
+    message whatever its size, and 16 messages per batch kept a busy process from keeping up."""
+    if by_district:
+        transaction.on_commit(lambda: _publish(kind, [(DISTRICTS_GROUP, None, None)], by_district), robust=True)
+
+
+def _publish(kind: str, sends: list[tuple[str, str | None, Any]], by_district: dict[str, Any] | None = None) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    # committed_at lets screens and benchmarks measure commit-to-screen latency. Messages are
+    # read-only from here on (the in-memory layer hands the same dict to every receiver).
+    committed_at = time.time()
+    messages = []
+    for group, district, data in sends:
+        message = {"type": EVENT_TYPE, "kind": kind, "data": data, "committed_at": committed_at}
+        if district is not None:
+            message["district"] = district
+        if by_district is not None:
+            message["by_district"] = by_district
+        messages.append((group, message))
     try:
-        async_to_sync(layer.group_send)(group, message)
+        async_to_sync(_group_send_all)(layer, messages)
     except Exception:  # the write is committed; a broken layer must not turn it into a 500
-        log.exception("send_event: publishing %s to %s failed", kind, group)
+        log.exception("send_event: publishing %s to %s failed", kind, ", ".join(g for g, _ in messages))
+
+
+async def _group_send_all(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    if len(messages) == 1:
+        await layer.group_send(*messages[0])
+        return
+    results = await asyncio.gather(*(layer.group_send(group, message) for group, message in messages),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -14,13 +14,16 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from realtime import conf
-from realtime.events import ALL_GROUP, EVENT_TYPE, district_group
+from realtime.events import ALL_GROUP, DISTRICTS_GROUP, EVENT_TYPE, district_group
 from realtime.streams import Stream, UnitRec
 
 log = logging.getLogger(__name__)
 
-# channels-redis forgets group members after a day (group_expiry); re-join well before that.
-GROUP_REFRESH_S = 3600.0
+# Re-join the groups now and then: channels-redis forgets group members after a day
+# (group_expiry), and the in-memory layer drops a channel from every group as soon as one of its
+# messages waited longer than `expiry` (60 s) — an overloaded moment must not leave the hub
+# deaf for good. A re-join is one dict update (in memory) or one ZADD per group (Redis).
+GROUP_REFRESH_S = 30.0
 JANITOR_S = 5.0
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -32,6 +35,11 @@ class Hub:
         self.channel = ""
         self.groups: set[str] = set()
         self.streams: dict[str, Stream] = {}
+        # The newest record of each unit this process has seen, from an event or a snapshot: the
+        # streams share it (and its encoded JSON) instead of each holding a copy. Bounded by the
+        # number of units. `event_t` is the newest fix time that came as an event.
+        self.records: dict[str, UnitRec] = {}
+        self.event_t: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._join_lock = asyncio.Lock()
 
@@ -50,7 +58,7 @@ class Hub:
         self.channel = await self.layer.new_channel()
         self._tasks = [asyncio.create_task(self._receive_loop(), name="realtime hub"),
                        asyncio.create_task(self._janitor(), name="realtime hub janitor")]
-        await self.join({ALL_GROUP})
+        await self.join({ALL_GROUP, DISTRICTS_GROUP})
 
     async def join(self, groups: set[str]) -> None:
         async with self._join_lock:
@@ -88,9 +96,42 @@ class Hub:
         if message.get("type") != EVENT_TYPE or message.get("kind") != "positions":
             return
         committed_at = message.get("committed_at")
-        records = [UnitRec(data, committed_at) for data in message.get("data") or ()]
-        for stream in list(self.streams.values()):
-            stream.offer(records)
+        by_district = message.get("by_district")
+        if by_district is None:  # send_event(..., district=X): one district's records
+            by_district = {message.get("district"): message.get("data") or ()}
+        streams = list(self.streams.values())
+        for district, data in by_district.items():
+            records = self._fresh(data, committed_at)
+            if records:
+                for stream in streams:
+                    stream.offer(records, district)
+
+    def _fresh(self, data: Any, committed_at: float | None) -> list[UnitRec]:
+        records, shared, event_t = [], self.records, self.event_t
+        for item in data:
+            rec = UnitRec(item, committed_at)
+            key = rec.key
+            seen = event_t.get(key)
+            # An event not newer than an earlier event of the unit: every stream either got the
+            # earlier one or was opened after it was published (its snapshot is at least as new).
+            if seen is not None and seen >= rec.t:
+                continue
+            event_t[key] = rec.t
+            current = shared.get(key)
+            if current is None or current.t <= rec.t:
+                shared[key] = rec
+            records.append(rec)
+        return records
+
+    def intern(self, data: dict[str, Any]) -> UnitRec:
+        """The shared record for a snapshot row: the one already held when it is the same version."""
+        current = self.records.get(data["key"])
+        if current is not None and current.t == data["t"]:
+            return current
+        rec = UnitRec(data)
+        if current is None or current.t < rec.t:
+            self.records[rec.key] = rec
+        return rec
 
     async def _janitor(self) -> None:
         """Drop streams whose screen has been gone longer than the resume grace; re-join groups."""

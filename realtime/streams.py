@@ -20,10 +20,11 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from realtime import conf
-from realtime.units import Subscription
+from realtime.units import ALL_KINDS, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +40,31 @@ class Sink(Protocol):
 
 
 class UnitRec:
-    """A unit record shared by every stream of the process; its JSON is encoded once."""
+    """A unit record shared by every stream of the process (the hub interns them): its JSON is
+    encoded once per variant — in a frame (with committed_at) or a snapshot, fresh or stale."""
 
-    __slots__ = ("data", "key", "t", "_fresh_json", "committed_at")
+    __slots__ = ("data", "key", "t", "committed_at", "_json")
 
     def __init__(self, data: dict[str, Any], committed_at: float | None = None) -> None:
         self.data = data
         self.key: str = data["key"]
         self.t: float = data["t"]
         self.committed_at = committed_at
-        self._fresh_json: str | None = None
+        self._json: list[str | None] = [None, None, None, None]  # [frame fresh, frame stale, snapshot ...]
 
-    def encode(self, stale: bool) -> str:
-        if stale:
-            return json.dumps(self._payload(True), ensure_ascii=False)
-        if self._fresh_json is None:
-            self._fresh_json = json.dumps(self._payload(False), ensure_ascii=False)
-        return self._fresh_json
+    def encode(self, stale: bool, snapshot: bool = False) -> str:
+        slot = 2 * snapshot + stale
+        text = self._json[slot]
+        if text is None:
+            payload = {**self.data, "stale": stale}
+            if self.committed_at is not None and not snapshot:
+                payload["committed_at"] = round(self.committed_at, 4)
+            text = self._json[slot] = json.dumps(payload, ensure_ascii=False)
+        return text
 
-    def _payload(self, stale: bool) -> dict[str, Any]:
-        payload = {**self.data, "stale": stale}
-        if self.committed_at is not None:
-            payload["committed_at"] = round(self.committed_at, 4)
-        return payload
+
+def _own_record(data: dict[str, Any]) -> UnitRec:
+    return UnitRec(data)
 
 
 class Stream:
@@ -73,6 +76,8 @@ class Stream:
         self.latest_t: dict[str, float] = {}  # every unit of the scope seen, in the bbox or not
         self.pending: dict[str, UnitRec | None] = {}  # None: the unit left the view
         self.stale_keys: set[str] = set()
+        # (t, key) of the units sent fresh, to find the ones that turn stale; entries superseded
+        # by a later record are skipped when popped and dropped when the heap is rebuilt.
         self._stale_heap: list[tuple[float, str]] = []
         self._buffer: list[UnitRec] | None = []  # events that arrive while the snapshot is read
         self.seq = 0
@@ -84,61 +89,68 @@ class Stream:
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.stale_after = float(conf.get("STALE_AFTER_S"))
+        # The per-record tests this subscription needs (None: every record passes).
+        scope = sub.scope
+        self._district = scope.district if scope.level in ("district", "street") else None
+        self._scope_test = None if scope.level in ("city", "district") else sub.in_scope
+        self._kinds = None if sub.kinds >= ALL_KINDS else sub.kinds
+        self._view_test = None if sub.bbox is None else sub.in_view
 
     # --- events in ---------------------------------------------------------------------------
 
-    def offer(self, records: list[UnitRec]) -> None:
+    def offer(self, records: list[UnitRec], district: str | None = None) -> None:
+        """Apply one event's records (all of `district`, when the sender said so). This runs for
+        every stream on every event, so the common cases skip the per-record tests."""
+        if self._district is not None and district is not None and district != self._district:
+            return
         if self._buffer is not None:
             self._buffer.extend(r for r in records if self.sub.in_scope(r.data))
             return
+        if self._district is not None and district is None or self._scope_test or self._kinds:
+            records = [r for r in records if self.sub.in_scope(r.data)]
+        latest_t, view, pending, in_view = self.latest_t, self.view, self.pending, self._view_test
         changed = False
         for rec in records:
-            changed |= self._apply(rec)
+            key = rec.key
+            seen = latest_t.get(key)
+            if seen is not None and seen >= rec.t:
+                continue  # not newer than what this stream has: out of order or a repeat
+            latest_t[key] = rec.t
+            if in_view is None or in_view(rec.data):
+                view[key] = rec
+                pending[key] = rec
+                changed = True
+            elif key in view:
+                del view[key]
+                self.stale_keys.discard(key)
+                pending[key] = None
+                changed = True
         if changed:
             self.wakeup.set()
 
-    def _apply(self, rec: UnitRec) -> bool:
-        if not self.sub.in_scope(rec.data):
-            return False
-        key = rec.key
-        if self.latest_t.get(key, float("-inf")) >= rec.t:
-            return False  # not newer than what this stream has: out of order or a repeat
-        self.latest_t[key] = rec.t
-        if self.sub.in_view(rec.data):
-            self.view[key] = rec
-            self.pending[key] = rec
-            heapq.heappush(self._stale_heap, (rec.t, key))
-            if len(self._stale_heap) > 4 * len(self.view) + 64:  # drop superseded entries
-                self._stale_heap = [(r.t, k) for k, r in self.view.items()]
-                heapq.heapify(self._stale_heap)
-        elif key in self.view:
-            del self.view[key]
-            self.stale_keys.discard(key)
-            self.pending[key] = None
-        else:
-            return False
-        return True
-
-    def install_snapshot(self, records: list[dict[str, Any]]) -> str:
+    def install_snapshot(self, records: list[dict[str, Any]], intern: Callable[[dict[str, Any]], UnitRec] = _own_record) -> str:
         """Merge the snapshot read from the database with the events that arrived meanwhile;
-        return the snapshot message (sequence 0 of this stream)."""
+        return the snapshot message (sequence 0 of this stream). `intern` shares one UnitRec
+        (and its encoded JSON) per unit version between the streams of the process."""
         for data in records:
-            rec = UnitRec(data)
+            rec = intern(data)
             self.view[rec.key] = rec
             self.latest_t[rec.key] = rec.t
-        self._stale_heap = [(r.t, k) for k, r in self.view.items()]
-        heapq.heapify(self._stale_heap)
         buffered, self._buffer = self._buffer or [], None
-        for rec in buffered:
-            self._apply(rec)
+        self.offer(buffered)
         self.pending.clear()
         now = time.time()
+        cutoff = now - self.stale_after
         units = []
+        heap = self._stale_heap = []
         for key, rec in self.view.items():
-            stale = rec.t < now - self.stale_after
+            stale = rec.t < cutoff
             if stale:
                 self.stale_keys.add(key)
-            units.append(rec.encode(stale))
+            else:
+                heap.append((rec.t, key))
+            units.append(rec.encode(stale, snapshot=True))
+        heapq.heapify(heap)
         text = (f'{{"type":"snapshot","stream":"{self.id}","seq":0,"ts":{now:.4f},'
                 f'"stale_after":{self.stale_after:g},"subscription":{json.dumps(self.sub.to_json())},'
                 f'"units":[{",".join(units)}]}}')
@@ -166,21 +178,31 @@ class Stream:
         self._sweep_stale(now)
         if not self.pending:
             return None
+        cutoff = now - self.stale_after
         units, removed = [], []
-        for key, rec in self.pending.items():
+        stale_keys, heap = self.stale_keys, self._stale_heap
+        push, add, discard, append = heapq.heappush, stale_keys.add, stale_keys.discard, units.append
+        for key, rec in self.pending.items():  # the hot loop: every unit of every frame of every stream
             if rec is None:
                 removed.append(key)
-                continue
-            stale = rec.t < now - self.stale_after
-            (self.stale_keys.add if stale else self.stale_keys.discard)(key)
-            units.append(rec.encode(stale))
+            elif rec.t < cutoff:
+                add(key)
+                append(rec._json[1] or rec.encode(True))
+            else:
+                discard(key)
+                push(heap, (rec.t, key))
+                append(rec._json[0] or rec.encode(False))
         self.pending.clear()
+        if len(heap) > 2 * len(self.view) + 64:  # drop superseded entries
+            self._stale_heap = [(r.t, k) for k, r in self.view.items() if k not in stale_keys]
+            heapq.heapify(self._stale_heap)
         self.seq += 1
         text = (f'{{"type":"frame","stream":"{self.id}","seq":{self.seq},"ts":{now:.4f},'
                 f'"units":[{",".join(units)}],"removed":{json.dumps(removed)}}}')
         self.ring.append((self.seq, text))
         self._ring_bytes += len(text)
-        while (len(self.ring) > conf.get("RESUME_FRAMES") or self._ring_bytes > self._ring_cap) and len(self.ring) > 1:
+        limit = conf.get("RESUME_FRAMES")
+        while (len(self.ring) > limit or self._ring_bytes > self._ring_cap) and len(self.ring) > 1:
             self._ring_bytes -= len(self.ring.popleft()[1])
         return text
 

@@ -13,6 +13,7 @@ from accounts.jurisdiction import Jurisdiction
 from realtime.devices import UNIT_LABELS, UNIT_TABLES
 
 LAYERS = {"officers": "officer", "vehicles": "vehicle"}
+ALL_KINDS = frozenset(LAYERS.values())
 UNIT_COLUMNS = ("u.id, u.device_id, u.call_sign, u.{label}, u.district_id, u.street_id, ST_X(u.geom), ST_Y(u.geom),"
                 " u.position_at, u.speed, u.heading, u.accuracy")
 
@@ -41,7 +42,7 @@ class SubscriptionInvalid(ValueError):
 class Subscription:
     scope: Jurisdiction  # the user's jurisdiction, possibly narrowed by the request
     bbox: tuple[float, float, float, float] | None = None
-    kinds: frozenset[str] = frozenset(LAYERS.values())
+    kinds: frozenset[str] = ALL_KINDS
 
     def in_scope(self, record: dict[str, Any]) -> bool:
         if record["kind"] not in self.kinds:

@@ -43,7 +43,7 @@ def commander(client):  # type: ignore[no-untyped-def]
     return client
 
 
-def path(layers: str, z: int, x: int, y: int, query: str = "") -> str:
+def path(layers: str, z: int | str, x: int | str, y: int | str, query: str = "") -> str:
     return f"/tiles/{layers}/{z}/{x}/{y}.mvt" + (f"?{query}" if query else "")
 
 
@@ -66,7 +66,7 @@ def test_camera_tile_holds_exactly_the_cameras_of_the_buffered_tile(commander, z
 
 def test_features_carry_the_registry_properties_and_ids(commander) -> None:  # type: ignore[no-untyped-def]
     tile = decode(commander.get(path("cameras", *Z14)))
-    layer = registry.get("cameras")
+    layer = registry.BY_ID["cameras"]
     names = {name for name, _ in layer.properties}
     feature = tile["cameras"]["features"][0]
     assert set(feature["properties"]) <= names and {"code", "name", "source", "status"} <= set(feature["properties"])

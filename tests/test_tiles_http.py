@@ -239,6 +239,7 @@ def committed(django_db_blocker):  # type: ignore[no-untyped-def]
 def test_a_changed_hotspot_shows_at_the_next_request(client, committed) -> None:  # type: ignore[no-untyped-def]
     login_as(client, "commander")
     hotspot = HotspotPoint.objects.filter(id__in=sql_ids("geo_hotspotpoint", *Z14)).order_by("id").first()
+    assert hotspot is not None
     before = (hotspot.status, hotspot.category)
     new_status = "closed" if hotspot.status == "open" else "open"
     new_category = "garbage" if hotspot.category != "garbage" else "illegal_ads"
@@ -300,11 +301,12 @@ async def asgi_get(app, url: str, headers: dict[str, str]) -> tuple[int, dict[st
 
 
 @pytest.mark.django_db
-def test_asgi_fast_path_answers_signed_urls_as_the_view_does(client) -> None:  # type: ignore[no-untyped-def]
+def test_asgi_fast_path_answers_signed_urls_as_the_view_does(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     from django.db import connection as db
 
+    from tiles import asgi as tiles_asgi
     from tiles.asgi import TileFastPath
 
     login_as(client, "commander")
@@ -318,18 +320,35 @@ def test_asgi_fast_path_answers_signed_urls_as_the_view_does(client) -> None:  #
         await send({"type": "http.response.start", "status": 418, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
+    threaded: list[str] = []
+    in_thread = tiles_asgi.serve_in_pool
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        threaded.append("serve_in_pool")
+        return in_thread(*args)
+
+    monkeypatch.setattr(tiles_asgi, "serve_in_pool", counted)
     app = TileFastPath(fallback, threads=1)
-    try:
-        status, headers, body = asyncio.run(asgi_get(app, url, {"Accept-Encoding": "gzip"}))
+
+    async def requests() -> None:
+        status, headers, body = await asgi_get(app, url, {"Accept-Encoding": "gzip"})
         assert status == 200 and body == expected.content
         assert headers["etag"] == expected["ETag"] and headers["content-encoding"] == "gzip"
-        assert asyncio.run(asgi_get(app, url, {"If-None-Match": expected["ETag"]}))[0] == 304
-        bad_status, bad_headers, bad_body = asyncio.run(asgi_get(app, url.replace("/14/", "/99/"), {}))
+        assert (await asgi_get(app, url, {"If-None-Match": expected["ETag"]}))[0] == 304
+        # Uncompressed for a client that does not take gzip, from the same (now cached) tile.
+        status, headers, body = await asgi_get(app, url, {})
+        assert status == 200 and "content-encoding" not in headers and body == gzip.decompress(expected.content)
+        bad_status, bad_headers, bad_body = await asgi_get(app, url.replace("/14/", "/99/"), {})
         assert bad_status == 404 and bad_headers["content-type"] == "application/problem+json"
         assert json.loads(bad_body)["status"] == 404
         # Without a signed token, the request is Django's (session or bearer).
-        assert asyncio.run(asgi_get(app, f"/tiles/cameras/{Z14[0]}/{Z14[1]}/{Z14[2]}.mvt", {}))[0] == 418
+        assert (await asgi_get(app, f"/tiles/cameras/{Z14[0]}/{Z14[1]}/{Z14[2]}.mvt", {}))[0] == 418
         assert fallback_calls == [f"/tiles/cameras/{Z14[0]}/{Z14[1]}/{Z14[2]}.mvt"]
+        # The versioned miss ran in the thread pool.
+        assert threaded == ["serve_in_pool"]
+
+    try:
+        asyncio.run(requests())
     finally:
         app.pool.submit(lambda: db.close()).result()  # the pool thread's own connection
         app.pool.shutdown()

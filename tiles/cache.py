@@ -72,12 +72,15 @@ class TileCache:
         if value is not None or self.redis is None:
             return value
         try:
-            value = self.redis.get(self.redis_key(key))
+            stored = self.redis.get(self.redis_key(key))
         except Exception as error:  # noqa: BLE001 — a cache outage must not fail the tile
             log.warning("tile cache: Redis get failed: %s", error)
             return None
-        if value is not None:
-            self.local.set(key, value)
+        if stored is None:
+            return None
+        # The client does not decode responses, so this is bytes; a str would be someone else's entry.
+        value = stored if isinstance(stored, bytes) else str(stored).encode()
+        self.local.set(key, value)
         return value
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 from tiles.registry import CLUSTERS, GENERALISE_MAX_ZOOM, LAYERS, SIMPLIFIED, TileLayer
-from tiles.sql import CLUSTER_CELLS, HALF_WORLD, ident
+from tiles.sql import CLUSTER_CELLS, HALF_WORLD, Params, ident
 
 CUBE_COLUMNS = ("district_id", "street_id", "category", "source", "status")
 WORLD = 2 * HALF_WORLD
@@ -30,7 +30,7 @@ STATE = (
 VERSION = "v AS (SELECT coalesce((SELECT version FROM tiles_layerversion WHERE layer = %s), 0) AS version)"
 
 
-def cluster_rebuild_sql(layer: TileLayer) -> tuple[str, list[object]]:
+def cluster_rebuild_sql(layer: TileLayer) -> tuple[str, Params]:
     dims = layer.cluster_dimensions
     assert set(dims) <= set(CUBE_COLUMNS), (layer.id, dims)
     finest = GENERALISE_MAX_ZOOM
@@ -57,7 +57,7 @@ def cluster_rebuild_sql(layer: TileLayer) -> tuple[str, list[object]]:
     return sql, [layer.id, layer.minzoom, layer.id, layer.id, layer.id]
 
 
-def simplified_rebuild_sql(layer: TileLayer) -> tuple[str, list[object]]:
+def simplified_rebuild_sql(layer: TileLayer) -> tuple[str, Params]:
     geom = f"s.{ident(layer.geometry_column)}"
     tolerance = f"{WORLD} / (4096.0 * (1 << z.zoom))"
     sql = (
@@ -98,11 +98,16 @@ def derived_layers() -> list[TileLayer]:
     return [layer for layer in LAYERS if layer.low_zoom in REBUILD_SQL]
 
 
+def stale_layers(layer_ids: list[str], versions: dict[str, int], built: dict[str, int]) -> list[str]:
+    """The layers among layer_ids whose derived table was built from an older version."""
+    return [i for i in layer_ids if versions.get(i, 0) != built.get(i)]
+
+
 def ensure_fresh(layer_ids: list[str], versions: dict[str, int], built: dict[str, int]) -> bool:
     """Rebuild the derived tables a tile just read if they were behind. True if any was."""
     from tiles.registry import get
 
-    stale = [i for i in layer_ids if versions.get(i, 0) != built.get(i)]
+    stale = stale_layers(layer_ids, versions, built)
     for layer_id in stale:
         layer = get(layer_id)
         if layer is not None:

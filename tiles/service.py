@@ -18,7 +18,9 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 
@@ -31,7 +33,9 @@ from tiles.sql import TileQuery, derived_layers, tile_sql, versions_sql
 IMMUTABLE = "private, max-age=31536000, immutable"
 REVALIDATE = "private, no-cache"
 VERSIONED_TTL_S = 7 * 24 * 3600
-GZIP_LEVEL = 6
+# zlib level 1: at z12 (~30 KB raw) ~3x faster than level 6 for ~10% more bytes; this runs on every
+# uncached tile, and a cached tile is compressed once.
+GZIP_LEVEL = 1
 MVT = "application/vnd.mapbox-vector-tile"
 
 
@@ -57,19 +61,44 @@ def current_versions(tq: TileQuery) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+def run_tile_statement(tq: TileQuery) -> tuple[Any, Any, Any]:
+    """The tile statement as a server-side prepared statement with binary results, on the raw
+    psycopg connection: Django's cursor binds client-side (psycopg's ClientCursor), so PostgreSQL
+    would parse and plan the whole statement on every tile and send the bytea hex-encoded. The
+    statement's text depends only on its shape (layers, generalisation, filters, scope), so psycopg
+    prepares each shape once per connection (and keeps up to `prepared_max` of them)."""
+    sql, params = tile_sql(tq)
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True, binary=True)
+        row = cursor.fetchone()
+    if connection.queries_logged:  # DEBUG or CaptureQueriesContext: log it as Django's cursor would
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    assert row is not None  # SELECT ... FROM env always yields one row
+    return row[0], row[1], row[2]
+
+
+def tile_row(row: tuple[Any, Any, Any]) -> tuple[bytes, dict[str, int], dict[str, int]]:
+    """The tile statement's row: the tile bytes, the layer versions, the derived tables' versions."""
+    tile, versions, built = row
+    if isinstance(versions, str):  # json_object_agg arrives parsed or as text, by driver setup
+        versions, built = json.loads(versions), json.loads(built)
+    return bytes(tile), versions, built
+
+
+def compress(tile: bytes) -> bytes:
+    return gzip.compress(tile, GZIP_LEVEL, mtime=0) if tile else b""
+
+
 def render(tq: TileQuery) -> tuple[bytes, dict[str, int]]:
     """The gzip-compressed tile (b"" if empty) and the versions it shows: one statement, or, if a
     derived low-zoom table was behind its source, a rebuild and the statement again."""
     for _attempt in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(*tile_sql(tq))
-            tile, versions, built = cursor.fetchone()
-        if isinstance(versions, str):  # json_object_agg arrives parsed or as text, by driver setup
-            versions, built = json.loads(versions), json.loads(built)
+        tile, versions, built = tile_row(run_tile_statement(tq))
         if not derived.ensure_fresh(derived_layers(tq), versions, built):
             break
-    tile = bytes(tile)
-    return (gzip.compress(tile, GZIP_LEVEL, mtime=0) if tile else b""), versions
+    return compress(tile), versions
 
 
 def base_key(tq: TileQuery) -> str:
@@ -121,6 +150,23 @@ def http_parts(answer: TileAnswer, gzip_ok: bool) -> tuple[int, list[tuple[str, 
     return 200, headers, gzip.decompress(answer.gz)
 
 
+def versioned_miss(tq: TileQuery, url_version: str, gz: bytes, versions: dict[str, int]) -> TileAnswer:
+    """The answer to a versioned URL that missed the cache, from the tile just rendered."""
+    live = any(lq.layer.live for lq in tq.layers)
+    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
+    bucket = f"|live:{int(time.time() // live_age)}" if live else ""
+    base = base_key(tq)
+    if version_digest(tq, versions) == url_version:
+        key = f"{base}|{url_version}{bucket}"
+        cache = tile_cache()
+        if cache is not None:
+            cache.set(key, gz, live_age if live else VERSIONED_TTL_S)
+        return TileAnswer(200, gz, etag_of(key), f"private, max-age={live_age}" if live else IMMUTABLE)
+    # The URL names versions that are gone: serve today's tile, but let no one keep it as v's.
+    current = f"{base}|{version_digest(tq, versions)}{bucket}"
+    return TileAnswer(200, gz, etag_of(current), f"private, max-age={live_age}" if live else REVALIDATE)
+
+
 def serve(tq: TileQuery, url_version: str | None, if_none_match: str | None) -> TileAnswer:
     live = any(lq.layer.live for lq in tq.layers)
     live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
@@ -138,13 +184,7 @@ def serve(tq: TileQuery, url_version: str | None, if_none_match: str | None) -> 
         if cache is not None and (hit := cache.get(key)) is not None:
             return TileAnswer(200, hit, etag, control)
         gz, versions = render(tq)
-        if version_digest(tq, versions) == url_version:
-            if cache is not None:
-                cache.set(key, gz, live_age if live else VERSIONED_TTL_S)
-            return TileAnswer(200, gz, etag, control)
-        # The URL names versions that are gone: serve today's tile, but let no one keep it as v's.
-        current = f"{base}|{version_digest(tq, versions)}{bucket}"
-        return TileAnswer(200, gz, etag_of(current), live_control if live else REVALIDATE)
+        return versioned_miss(tq, url_version, gz, versions)
 
     control = live_control if live else REVALIDATE
     if cache is None:

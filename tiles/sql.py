@@ -25,6 +25,10 @@ CLUSTER_CELLS = 32
 # Half the Web Mercator world width, metres.
 HALF_WORLD = 20037508.342789244
 
+# The values a tile statement binds: tile numbers, the margin, filter values and layer-id arrays.
+SqlParam = int | float | str | list[str]
+Params = list[SqlParam]
+
 
 def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -55,9 +59,9 @@ class TileQuery:
         return tuple(lq for lq in self.layers if lq.layer.minzoom <= self.z <= lq.layer.maxzoom)
 
 
-def where(alias: str, lq: LayerQuery, jurisdiction: Jurisdiction) -> tuple[list[str], list[object]]:
+def where(alias: str, lq: LayerQuery, jurisdiction: Jurisdiction) -> tuple[list[str], Params]:
     clauses: list[str] = []
-    params: list[object] = []
+    params: Params = []
     if lq.layer.scope == JURISDICTION:
         scope, scope_params = jurisdiction.sql(alias)
         if scope != "TRUE":
@@ -77,7 +81,7 @@ def properties_sql(layer: TileLayer) -> str:
     return ", ".join(f"t.{ident(column)} AS {ident(name)}" for name, column in layer.properties)
 
 
-def raw_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+def raw_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, Params]:
     layer = lq.layer
     clauses, params = where("t", lq, tq.jurisdiction)
     geom = f"t.{ident(layer.geometry_column)}"
@@ -88,7 +92,7 @@ def raw_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
     ), params
 
 
-def simplified_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+def simplified_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, Params]:
     """Polygons simplified for this zoom (tiles.derived), with the source row's properties."""
     layer = lq.layer
     clauses, params = where("t", lq, tq.jurisdiction)
@@ -106,7 +110,7 @@ def cluster_cells(z: int, x: int, y: int) -> tuple[int, int, int, int]:
     return x * CLUSTER_CELLS, (x + 1) * CLUSTER_CELLS - 1, y * CLUSTER_CELLS, (y + 1) * CLUSTER_CELLS - 1
 
 
-def cluster_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+def cluster_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, Params]:
     """Sum the cluster cube over the dimensions the request does not fix: one feature per cell,
     at the mean of its members, with their count."""
     clauses, params = where("c", lq, tq.jurisdiction)
@@ -126,7 +130,7 @@ def cluster_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
 LAYER_SQL = {"raw": raw_sql, SIMPLIFIED: simplified_sql, CLUSTERS: cluster_sql}
 
 
-def layer_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, list[object]]:
+def layer_sql(lq: LayerQuery, tq: TileQuery) -> tuple[str, Params]:
     rows, params = LAYER_SQL[lq.layer.generalised_at(tq.z)](lq, tq)
     mvt = (
         f"(SELECT coalesce(ST_AsMVT(q, {literal(lq.layer.id)}, {EXTENT}, 'geom', 'fid'), ''::bytea) "  # noqa: S608 (registry identifiers, bound values)
@@ -140,12 +144,12 @@ def derived_layers(tq: TileQuery) -> list[str]:
     return [lq.layer.id for lq in tq.drawn() if lq.layer.generalised_at(tq.z) != "raw"]
 
 
-def tile_sql(tq: TileQuery) -> tuple[str, list[object]]:
+def tile_sql(tq: TileQuery) -> tuple[str, Params]:
     """(tile bytea, {layer: version}, {layer: derived version}) for the whole request."""
     parts: list[str] = []
     # The index test (&&) compares float4 boxes, so it is fuzzy at the edge; it is taken one unit
     # wider than the buffer and ST_AsMVTGeom (exact, after snapping to the grid) decides.
-    params: list[object] = [tq.z, tq.x, tq.y, tq.z, tq.x, tq.y, (BUFFER + 1) / EXTENT]
+    params: Params = [tq.z, tq.x, tq.y, tq.z, tq.x, tq.y, (BUFFER + 1) / EXTENT]
     for lq in tq.drawn():
         sql, layer_params = layer_sql(lq, tq)
         parts.append(sql)
@@ -162,6 +166,6 @@ def tile_sql(tq: TileQuery) -> tuple[str, list[object]]:
     ), params
 
 
-def versions_sql(layer_ids: list[str]) -> tuple[str, list[object]]:
+def versions_sql(layer_ids: list[str]) -> tuple[str, Params]:
     return "SELECT layer, version FROM tiles_layerversion WHERE layer = ANY(%s)", [layer_ids]
 

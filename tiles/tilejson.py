@@ -36,7 +36,8 @@ def column_types(table: str) -> dict[str, str]:
             kind = "String (time, ISO 8601)"
         else:
             kind = "String"
-        kinds[field.column] = f"{kind}: {field.verbose_name}"
+        if field.column is not None:  # a concrete field always has one; the stubs allow None
+            kinds[field.column] = f"{kind}: {field.verbose_name}"
     return kinds
 
 
