@@ -70,6 +70,7 @@ lint: .venv/.installed
 
 test: setup
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy .
 	@$(PY) -m pytest -q
 
 bench: setup

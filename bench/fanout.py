@@ -53,6 +53,7 @@ async def screen(url: str, token: str, subscription: dict, samples: list[float],
                 raw = await asyncio.wait_for(ws.recv(), 1.0)
             except TimeoutError:
                 continue
+            assert isinstance(raw, str)  # the server sends text frames only
             now = time.time()
             if raw.startswith('{"type":"frame"'):  # the client's own time is latency too: skip json.loads
                 counts["frame"] = counts.get("frame", 0) + 1
@@ -63,7 +64,7 @@ async def screen(url: str, token: str, subscription: dict, samples: list[float],
 
 
 def subscriptions(args: argparse.Namespace, districts: list[str]) -> list[dict]:
-    city = [{}] * (args.screens - args.district_screens)
+    city: list[dict[str, str]] = [{}] * (args.screens - args.district_screens)
     return city + [{"district": districts[i % len(districts)]} for i in range(args.district_screens)]
 
 

@@ -19,7 +19,7 @@ from bench.loadgen import FixSource, HttpConnection, django_setup, monotonic, po
 
 
 async def batch_phase(url: str, token: str, source: FixSource, batch: int, concurrency: int, duration: float) -> dict:
-    totals = {"requests": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0}
+    totals: dict[str, float] = {"requests": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0}
     deadline = monotonic() + duration
 
     async def worker() -> None:
@@ -45,7 +45,7 @@ async def batch_phase(url: str, token: str, source: FixSource, batch: int, concu
 
 
 async def osmand_phase(url: str, tokens: dict[str, str], concurrency: int, duration: float) -> dict:
-    totals = {"ok": 0, "failed": 0}
+    totals: dict[str, float] = {"ok": 0, "failed": 0}
     deadline = monotonic() + duration
     devices = list(tokens)
     counter = [int(datetime.now(UTC).timestamp()) - 3600]

@@ -71,7 +71,9 @@ def role_label(user: Any) -> str:
 @login_required
 @require_GET
 def one_map(request: HttpRequest) -> HttpResponse:
-    jurisdiction = Jurisdiction.of(request.user)
+    user = request.user
+    assert user.is_authenticated  # guaranteed by @login_required
+    jurisdiction = Jurisdiction.of(user)
     map_config = {
         "bbox": jurisdiction_bbox(jurisdiction),
         "districtsUrl": "/api/map/districts.geojson",
@@ -82,8 +84,8 @@ def one_map(request: HttpRequest) -> HttpResponse:
         "styleRefreshSeconds": 30,
     }
     return render(request, "frontend/one_map.html", {
-        "display_name": request.user.get_full_name() or request.user.get_username(),
-        "role_label": role_label(request.user),
+        "display_name": user.get_full_name() or user.get_username(),
+        "role_label": role_label(user),
         "jurisdiction_label": jurisdiction.label,
         "map_config": map_config,
     })

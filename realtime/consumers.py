@@ -141,6 +141,7 @@ class MapConsumer(JsonSocket):
             await self.send_json({"type": "resync", "reason": reason,
                                   "detail": "the stream cannot be resumed; a new snapshot follows"})
             return False
+        assert stream is not None  # frames is only set once the stream was found
         if self.stream is not None and self.stream is not stream:
             hub.drop_stream(self.stream)
         self.stream = stream

@@ -179,7 +179,8 @@ class Stream:
         if not self.pending:
             return None
         cutoff = now - self.stale_after
-        units, removed = [], []
+        units: list[str] = []
+        removed: list[str] = []
         stale_keys, heap = self.stale_keys, self._stale_heap
         push, add, discard, append = heapq.heappush, stale_keys.add, stale_keys.discard, units.append
         for key, rec in self.pending.items():  # the hot loop: every unit of every frame of every stream

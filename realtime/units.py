@@ -106,6 +106,7 @@ def check_subscription(message: dict[str, Any], allowed: Jurisdiction) -> Subscr
 def load_snapshot(sub: Subscription) -> list[dict[str, Any]]:
     """Every unit the subscription sees, with its latest position, straight from the tables."""
     records: list[dict[str, Any]] = []
+    params: list[Any]  # the scope's string parameters, then the bbox's floats
     with connection.cursor() as cursor:
         for kind, table in UNIT_TABLES.items():
             if kind not in sub.kinds:

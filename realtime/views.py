@@ -121,8 +121,12 @@ def _osmand_fixes(request: HttpRequest) -> tuple[list[dict[str, Any]], str | Non
         for location in locations:
             if not isinstance(location, dict):
                 raise Problem(400, "location is an object with coords", reason="malformed_fix")
-            coords = location.get("coords") if isinstance(location.get("coords"), dict) else {}
-            battery = location.get("battery") if isinstance(location.get("battery"), dict) else {}
+            coords = location.get("coords")
+            if not isinstance(coords, dict):
+                coords = {}
+            battery = location.get("battery")
+            if not isinstance(battery, dict):
+                battery = {}
             level = battery.get("level")
             fixes.append({
                 "device_id": data.get("device_id", params.get("id")), "time": location.get("timestamp"),
@@ -201,8 +205,9 @@ def pushes(request: HttpRequest) -> HttpResponse:
     if not isinstance(data, dict) or not isinstance(data.get("device_id"), str):
         raise Problem(400, 'the body is {"device_id", "kind", "payload"}')
     _check_device_in(jurisdiction, data["device_id"])
+    payload: Any = data.get("payload")  # unchecked JSON: do_send_push rejects anything but an object
     try:
-        push = do_send_push(data["device_id"], data.get("kind", ""), data.get("payload"),
+        push = do_send_push(data["device_id"], data.get("kind", ""), payload,
                             created_by=request.user.get_username())
     except PushInvalid as error:
         raise Problem(400, str(error)) from None

@@ -92,9 +92,9 @@ def _make_world() -> World:
         "street_a1": (Role.STREET_DISPATCHER, DISTRICT_A, STREET_A1, None),
         "officer_a1": (Role.FIELD_OFFICER, DISTRICT_A, STREET_A1, world.officers["a1"]),
     }
-    for name, (role, district, street, officer) in accounts.items():
+    for name, (role, scope_district, scope_street, officer) in accounts.items():
         user = get_user_model().objects.create_user(f"t{tag.lower()}_{name}")  # no password: tokens only, no slow hashing
-        Profile.objects.create(user=user, role=role, district_id=district, street_id=street, officer=officer)
+        Profile.objects.create(user=user, role=role, district_id=scope_district, street_id=scope_street, officer=officer)
         world.users[name] = user
         world.api_tokens[name] = ApiToken.issue(user, "test")[1]
     for device_id in world.device_ids():
