@@ -27,7 +27,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_database_url() -> str:
+def session_database_url() -> str:
     """DATABASE_URL of the database this test session uses (socket or TCP, with password)."""
     db = connection.settings_dict
     auth = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
@@ -41,7 +41,7 @@ def test_database_url() -> str:
 def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {**os.environ, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env)

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +20,9 @@ from typing import Any
 import pytest
 import redis
 from channels.db import database_sync_to_async
-from django.db import connection
 
 from realtime.actions import do_ingest_fixes
+from tests.live_server import free_port, session_database_url
 from tests.realtime_support import WAIT, fix, run, world  # noqa: F401
 from tests.test_realtime_map import frames_until, open_screen
 
@@ -93,20 +92,9 @@ def test_screen_over_the_redis_layer(world, redis_layer):  # noqa: F811
     run(scenario())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
-
-
 @pytest.fixture
 def two_servers(redis_layer) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "REDIS_URL": redis_layer, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "REDIS_URL": redis_layer, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1"}
     ports = [free_port(), free_port()]
     servers = [subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                                  "--port", str(port), "--no-access-log", "--log-level", "warning"],

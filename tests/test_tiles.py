@@ -6,35 +6,24 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.tiles_support import (
+from tests.tiles_support import (  # noqa: F401  (autouse fixtures)
     CENTRE,
     counts,
     decode,
+    derived_tables,
+    fresh_cache,
     login_as,
     refresh_derived_tables,
     sql_ids,
     sql_points_inside,
     tile_of,
 )
-from tiles import cache as tile_cache
 from tiles import registry
 
 pytestmark = pytest.mark.django_db
 
 Z14 = tile_of(*CENTRE, 14)
 ALL_LAYERS = ",".join(layer.id for layer in registry.LAYERS)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def derived_tables(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    refresh_derived_tables(django_db_blocker)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():  # type: ignore[no-untyped-def]
-    tile_cache.reset()
-    yield
-    tile_cache.reset()
 
 
 @pytest.fixture

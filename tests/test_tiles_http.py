@@ -15,24 +15,22 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.jurisdiction import Jurisdiction
 from geo.models import HotspotPoint
-from tests.tiles_support import CENTRE, counts, decode, login_as, refresh_derived_tables, sql_ids, tile_of
+from tests.tiles_support import (  # noqa: F401  (autouse fixtures)
+    CENTRE,
+    counts,
+    decode,
+    derived_tables,
+    fresh_cache,
+    login_as,
+    refresh_derived_tables,
+    sql_ids,
+    tile_of,
+)
 from tiles import cache as tile_cache
 from tiles import registry
 from tiles.auth import issue_token
 
 Z14 = tile_of(*CENTRE, 14)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def derived_tables(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    refresh_derived_tables(django_db_blocker)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():  # type: ignore[no-untyped-def]
-    tile_cache.reset()
-    yield
-    tile_cache.reset()
 
 
 def template(client, layers: str, query: str = "") -> str:  # type: ignore[no-untyped-def]

@@ -6,7 +6,10 @@ import gzip
 import math
 
 import mapbox_vector_tile
+import pytest
 from django.db import connection
+
+from tiles import cache as tile_cache
 
 DEMO_PASSWORD = "onemap-demo"
 # Dongcheng (东城区), by Tiananmen: tiles the fixtures fill with every layer.
@@ -73,3 +76,16 @@ def login_as(client, username: str):  # type: ignore[no-untyped-def]
 
     client.force_login(get_user_model().objects.get(username=username))
     return client
+
+
+# Fixtures shared by the tile test modules (they import them by name).
+@pytest.fixture(scope="module", autouse=True)
+def derived_tables(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    refresh_derived_tables(django_db_blocker)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():  # type: ignore[no-untyped-def]
+    tile_cache.reset()
+    yield
+    tile_cache.reset()
