@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
+from geo.ogc.query import ident
 from tiles.registry import CLUSTERS, GENERALISE_MAX_ZOOM, LAYERS, SIMPLIFIED, TileLayer
-from tiles.sql import CLUSTER_CELLS, HALF_WORLD, Params, ident
+from tiles.sql import CLUSTER_CELLS, HALF_WORLD, Params
 
 CUBE_COLUMNS = ("district_id", "street_id", "category", "source", "status")
 WORLD = 2 * HALF_WORLD

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from accounts.jurisdiction import Jurisdiction
+from geo.ogc.query import filter_clauses, ident, literal
 from geo.ogc.registry import JURISDICTION, Filter
 from tiles.registry import BUFFER, CLUSTERS, EXTENT, SIMPLIFIED, TileLayer
 
@@ -28,14 +29,6 @@ HALF_WORLD = 20037508.342789244
 # The values a tile statement binds: tile numbers, the margin, filter values and layer-id arrays.
 SqlParam = int | float | str | list[str]
 Params = list[SqlParam]
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -67,14 +60,8 @@ def where(alias: str, lq: LayerQuery, jurisdiction: Jurisdiction) -> tuple[list[
         if scope != "TRUE":
             clauses.append(scope)
             params.extend(scope_params)
-    for flt, values in lq.filters:
-        if len(values) == 1:
-            clauses.append(f"{alias}.{ident(flt.column)} = %s")
-            params.append(values[0])
-        else:
-            clauses.append(f"{alias}.{ident(flt.column)} = ANY(%s)")
-            params.append(list(values))
-    return clauses, params
+    filter_sql, filter_params = filter_clauses(lambda column: f"{alias}.{ident(column)}", lq.filters)
+    return clauses + filter_sql, params + filter_params
 
 
 def properties_sql(layer: TileLayer) -> str:

@@ -11,13 +11,14 @@ Identifiers come only from geo.ogc.registry and are quoted; request values are b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import connection
 
 from accounts.jurisdiction import Jurisdiction
 from geo.ogc.params import ItemsQuery
-from geo.ogc.registry import JURISDICTION, Collection
+from geo.ogc.registry import JURISDICTION, Collection, Filter
 
 ALIAS = "t"
 SRID = 4490
@@ -34,6 +35,22 @@ def ident(name: str) -> str:
 def literal(text: str) -> str:
     """A SQL string literal for a property name from the registry."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def filter_clauses(column_sql: Callable[[str], str],
+                   filters: Iterable[tuple[Filter, Sequence[str]]]) -> tuple[list[str], list]:
+    """The one place a checked registry filter becomes SQL (the OGC API and the tiles share it):
+    `column = %s` for one value, `column = ANY(%s)` for several; values are always bound."""
+    clauses: list[str] = []
+    params: list = []
+    for flt, values in filters:
+        if len(values) == 1:
+            clauses.append(f"{column_sql(flt.column)} = %s")
+            params.append(values[0])
+        else:
+            clauses.append(f"{column_sql(flt.column)} = ANY(%s)")
+            params.append(list(values))
+    return clauses, params
 
 
 def col(name: str) -> str:
@@ -82,13 +99,9 @@ def where_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdict
         # (a unit that never reported) never matches, which is what a map extent should show.
         clauses.append(f"{col(collection.geometry_column)} && ST_MakeEnvelope(%s, %s, %s, %s, {SRID})")
         params.extend(items.bbox)
-    for flt, values in items.filters:
-        if len(values) == 1:
-            clauses.append(f"{col(flt.column)} = %s")
-            params.append(values[0])
-        else:
-            clauses.append(f"{col(flt.column)} = ANY(%s)")
-            params.append(values)
+    filter_sql, filter_params = filter_clauses(col, items.filters)
+    clauses += filter_sql
+    params += filter_params
     return (" AND ".join(clauses) or "TRUE"), params
 
 
