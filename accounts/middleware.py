@@ -33,7 +33,10 @@ class BearerTokenMiddleware:
         if header[:7].lower() == "bearer ":
             from django.contrib.auth.models import AnonymousUser
 
-            user = user_for_token(header[7:].strip())
+            raw = header[7:].strip()
+            # Only om_ tokens name a user; a device token (dev_, which the fix ingest checks
+            # itself) or garbage costs no query.
+            user = user_for_token(raw) if raw.startswith(ApiToken.PREFIX) else None
             request.user = user if user is not None else AnonymousUser()  # type: ignore[assignment]
             request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
             request.bearer_token_used = True  # type: ignore[attr-defined]

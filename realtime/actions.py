@@ -21,7 +21,7 @@ from realtime.devices import UNIT_LABELS, UNIT_TABLES, DeviceIdentity, KnownDevi
 from realtime.events import send_district_events, send_event
 from realtime.fixes import Fix, FixRejected, parse_fix
 from realtime.models import Push
-from realtime.units import unit_record
+from realtime.units import UNIT_COLUMNS, unit_record
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,7 @@ SET geom = ST_SetSRID(ST_MakePoint(latest.lon, latest.lat), 4490), position_at =
 FROM latest, locked
 WHERE u.id = locked.id AND u.device_id = latest.device_id
   AND (u.position_at IS NULL OR u.position_at < latest.recorded_at)
-RETURNING u.id, u.device_id, u.call_sign, u.{label}, u.district_id, u.street_id,
-          ST_X(u.geom), ST_Y(u.geom), u.position_at, u.speed, u.heading, u.accuracy
+RETURNING {columns}
 """
 
 
@@ -153,7 +152,8 @@ def _store(valid: list[tuple[int, Fix, KnownDevice]]) -> tuple[set[tuple[str, da
         for kind, table in UNIT_TABLES.items():
             new = [fix for _, fix, device in valid if device.kind == kind and (fix.device_id, fix.recorded_at) in inserted]
             if new:
-                cursor.execute(UPDATE_LATEST.format(table=table, label=UNIT_LABELS[kind]), [_rows_json(new, with_battery=False)])
+                cursor.execute(UPDATE_LATEST.format(table=table, columns=UNIT_COLUMNS.format(label=UNIT_LABELS[kind])),
+                               [_rows_json(new, with_battery=False)])
                 records.extend(unit_record(kind, row) for row in cursor.fetchall())
     return inserted, records
 

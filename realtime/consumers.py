@@ -31,7 +31,7 @@ from realtime.units import Subscription, SubscriptionInvalid, check_subscription
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 1024 * 1024  # a field app's batch of buffered fixes fits; a screen's request is tiny
-CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TAKEN_OVER = 4401, 4403, 4409
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, CLOSE_TAKEN_OVER = 4401, 4403, 4408, 4409
 
 
 class JsonSocket(AsyncWebsocketConsumer):
@@ -116,12 +116,29 @@ class MapConsumer(JsonSocket):
             return
         if self.stream is not None:
             hub.drop_stream(self.stream)
-        # Join the groups before reading the snapshot: an event committed after the read is then
-        # sure to reach the stream, and one committed before it is ignored as not newer.
-        stream = self.stream = hub.open_stream(Stream(sub, self.user_id))
-        await hub.join(await database_sync_to_async(_groups_for)(sub))
-        records = await database_sync_to_async(load_snapshot)(sub)
-        await self.send(text_data=stream.install_snapshot(records, hub.intern))
+        stream, creator = hub.open_stream(sub, self.user_id)
+        self.stream = stream
+        assert stream.feed is not None
+        feed = stream.feed
+        if creator:
+            # Join the groups before reading the snapshot: an event committed after the read is
+            # then sure to reach the feed, and one committed before it is ignored as not newer.
+            try:
+                await hub.join(await database_sync_to_async(_groups_for)(sub))
+                records = await database_sync_to_async(load_snapshot)(sub)
+            except Exception:
+                log.exception("map: the snapshot of %s could not be read", sub.to_json())
+                feed.fail()
+            else:
+                feed.install(records, hub.intern)
+        else:  # the feed's view is the snapshot: read from the database once, kept up by events
+            await feed.ready.wait()
+        if feed.failed:
+            hub.drop_stream(stream)
+            self.stream = None
+            await self.send_error("snapshot_failed", "the snapshot could not be read; subscribe again")
+            return
+        await self.send(text_data=stream.snapshot_text())
         await stream.attach(self)
 
     async def _resume(self, hub: Hub, resume: Any) -> bool:
@@ -158,6 +175,10 @@ class MapConsumer(JsonSocket):
     async def stream_taken_over(self) -> None:
         self.stream = None
         await self.close(code=CLOSE_TAKEN_OVER)
+
+    async def stream_too_slow(self) -> None:
+        """The screen took frames slower than they came; it may resume or subscribe again."""
+        await self.close(code=CLOSE_TOO_SLOW)
 
 
 def _identity_for_user(user: Any) -> DeviceIdentity | None:

@@ -15,7 +15,9 @@ from channels.layers import get_channel_layer
 
 from realtime import conf
 from realtime.events import ALL_GROUP, DISTRICTS_GROUP, EVENT_TYPE, district_group
+from realtime.feeds import Feed
 from realtime.streams import Stream, UnitRec
+from realtime.units import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class Hub:
         self.channel = ""
         self.groups: set[str] = set()
         self.streams: dict[str, Stream] = {}
+        self.feeds: set[Feed] = set()  # every live feed: each event is offered to each
+        self.shared_feeds: dict[Subscription, Feed] = {}  # the ones a new subscription may join
         # The newest record of each unit this process has seen, from an event or a snapshot: the
         # streams share it (and its encoded JSON) instead of each holding a copy. Bounded by the
         # number of units. `event_t` is the newest fix time that came as an event.
@@ -69,9 +73,26 @@ class Hub:
     async def join_for(self, sub_districts: list[str]) -> None:
         await self.join({district_group(code) for code in sub_districts})
 
-    def open_stream(self, stream: Stream) -> Stream:
+    def open_stream(self, sub: Subscription, user_id: int | None) -> tuple[Stream, bool]:
+        """A new stream in the shared feed of `sub` (made if there is none). True when the caller
+        made the feed and must install its first snapshot (`Feed.install`, or `Feed.fail`)."""
+        stream = Stream(user_id)
         self.streams[stream.id] = stream
-        return stream
+        feed = self.shared_feeds.get(sub)
+        creator = feed is None
+        if feed is None:
+            feed = self.shared_feeds[sub] = Feed(sub, self)
+            self.feeds.add(feed)
+        feed.join(stream)
+        return stream, creator
+
+    def add_feed(self, feed: Feed) -> None:
+        self.feeds.add(feed)
+
+    def remove_feed(self, feed: Feed) -> None:
+        self.feeds.discard(feed)
+        if self.shared_feeds.get(feed.sub) is feed:
+            del self.shared_feeds[feed.sub]
 
     def drop_stream(self, stream: Stream) -> None:
         self.streams.pop(stream.id, None)
@@ -99,12 +120,12 @@ class Hub:
         by_district = message.get("by_district")
         if by_district is None:  # send_event(..., district=X): one district's records
             by_district = {message.get("district"): message.get("data") or ()}
-        streams = list(self.streams.values())
+        feeds = list(self.feeds)
         for district, data in by_district.items():
             records = self._fresh(data, committed_at)
             if records:
-                for stream in streams:
-                    stream.offer(records, district)
+                for feed in feeds:
+                    feed.offer(records, district)
 
     def _fresh(self, data: Any, committed_at: float | None) -> list[UnitRec]:
         records, shared, event_t = [], self.records, self.event_t

@@ -1,30 +1,37 @@
-"""A screen's stream: what one subscription sees, coalesced into numbered frames.
+"""A screen's stream: its numbered frames, its resume ring and its socket.
+
+What a subscription sees (the view, coalescing, staleness) is its feed's (realtime/feeds.py),
+shared by every stream with the same subscription; a stream adds its own header (stream id,
+sequence number) to each frame body of its feed, keeps its last frames for a resume, and sends
+them to its socket through an outbox, so that one slow screen never holds up the others.
 
 A stream lives in the server process, not in the socket: when the screen's connection drops the
-stream keeps collecting (coalesced, so its memory stays bounded by the units it sees) for
-RESUME_GRACE_S, and a reconnecting screen that names the stream and the last sequence number it
-processed gets the missing frames replayed, then the live frames continue with no gap.
+stream keeps collecting (coalesced, in a private copy of the feed, so its memory stays bounded
+by the units it sees) for RESUME_GRACE_S, and a reconnecting screen that names the stream and the
+last sequence number it processed gets the missing frames replayed, then the live frames
+continue with no gap.
 
-Sequence numbers are assigned here, at fan-out time, in the order events are applied to this
-stream; they never depend on database commit order. Each unit's record carries its fix time `t`,
-and a record not newer than what the stream already holds for that unit is ignored, so events
-that arrive out of order (two commits published in the opposite order) cannot move a unit back.
+Sequence numbers are assigned here, at fan-out time; they never depend on database commit order.
+Each unit's record carries its fix time `t`, and a record not newer than what the feed already
+holds for that unit is ignored, so events that arrive out of order (two commits published in the
+opposite order) cannot move a unit back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime import conf
-from realtime.units import ALL_KINDS, Subscription
+from realtime.units import Subscription
+
+if TYPE_CHECKING:
+    from realtime.feeds import Feed
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,8 @@ class Sink(Protocol):
     async def send_stream_text(self, text: str) -> None: ...
 
     async def stream_taken_over(self) -> None: ...
+
+    async def stream_too_slow(self) -> None: ...
 
 
 class UnitRec:
@@ -63,149 +72,86 @@ class UnitRec:
         return text
 
 
-def _own_record(data: dict[str, Any]) -> UnitRec:
-    return UnitRec(data)
-
-
 class Stream:
-    def __init__(self, sub: Subscription, user_id: int | None) -> None:
+    def __init__(self, user_id: int | None) -> None:
         self.id = uuid.uuid4().hex
-        self.sub = sub
         self.user_id = user_id
-        self.view: dict[str, UnitRec] = {}  # units in the subscription's bbox, as last sent
-        self.latest_t: dict[str, float] = {}  # every unit of the scope seen, in the bbox or not
-        self.pending: dict[str, UnitRec | None] = {}  # None: the unit left the view
-        self.stale_keys: set[str] = set()
-        # (t, key) of the units sent fresh, to find the ones that turn stale; entries superseded
-        # by a later record are skipped when popped and dropped when the heap is rebuilt.
-        self._stale_heap: list[tuple[float, str]] = []
-        self._buffer: list[UnitRec] | None = []  # events that arrive while the snapshot is read
+        self.feed: Feed | None = None  # set when it joins one
+        self.installed = False  # its snapshot was taken: frames from here on are its own
         self.seq = 0
-        self.ring: deque[tuple[int, str]] = deque()
+        # (seq, header, body): bodies are shared with the other streams of the feed.
+        self.ring: deque[tuple[int, str, str]] = deque()
         self._ring_bytes = 0
         self._ring_cap = RESUME_MIN_BYTES
         self.sink: Sink | None = None
-        self.detached_at: float | None = time.monotonic()
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.stale_after = float(conf.get("STALE_AFTER_S"))
-        # The per-record tests this subscription needs (None: every record passes).
-        scope = sub.scope
-        self._district = scope.district if scope.level in ("district", "street") else None
-        self._scope_test = None if scope.level in ("city", "district") else sub.in_scope
-        self._kinds = None if sub.kinds >= ALL_KINDS else sub.kinds
-        self._view_test = None if sub.bbox is None else sub.in_view
+        self.away = False  # its screen went away (a resume may bring it back)
+        self.detached_at: float | None = time.monotonic()  # for the janitor: not attached since
+        self.outbox: deque[str] = deque()
+        self._outbox_bytes = 0
+        self._sender: asyncio.Task[None] | None = None
 
-    # --- events in ---------------------------------------------------------------------------
+    @property
+    def sub(self) -> Subscription:
+        assert self.feed is not None
+        return self.feed.sub
 
-    def offer(self, records: list[UnitRec], district: str | None = None) -> None:
-        """Apply one event's records (all of `district`, when the sender said so). This runs for
-        every stream on every event, so the common cases skip the per-record tests."""
-        if self._district is not None and district is not None and district != self._district:
-            return
-        if self._buffer is not None:
-            self._buffer.extend(r for r in records if self.sub.in_scope(r.data))
-            return
-        if self._district is not None and district is None or self._scope_test or self._kinds:
-            records = [r for r in records if self.sub.in_scope(r.data)]
-        latest_t, view, pending, in_view = self.latest_t, self.view, self.pending, self._view_test
-        changed = False
-        for rec in records:
-            key = rec.key
-            seen = latest_t.get(key)
-            if seen is not None and seen >= rec.t:
-                continue  # not newer than what this stream has: out of order or a repeat
-            latest_t[key] = rec.t
-            if in_view is None or in_view(rec.data):
-                view[key] = rec
-                pending[key] = rec
-                changed = True
-            elif key in view:
-                del view[key]
-                self.stale_keys.discard(key)
-                pending[key] = None
-                changed = True
-        if changed:
-            self.wakeup.set()
+    @property
+    def ready(self) -> bool:
+        """The snapshot is taken: frames and resumes make sense from here."""
+        return self.installed
 
-    def install_snapshot(self, records: list[dict[str, Any]], intern: Callable[[dict[str, Any]], UnitRec] = _own_record) -> str:
-        """Merge the snapshot read from the database with the events that arrived meanwhile;
-        return the snapshot message (sequence 0 of this stream). `intern` shares one UnitRec
-        (and its encoded JSON) per unit version between the streams of the process."""
-        for data in records:
-            rec = intern(data)
-            self.view[rec.key] = rec
-            self.latest_t[rec.key] = rec.t
-        buffered, self._buffer = self._buffer or [], None
-        self.offer(buffered)
-        self.pending.clear()
+    def snapshot_text(self) -> str:
+        """The snapshot message (sequence 0 of this stream), from its feed's view."""
+        assert self.feed is not None and self.feed.ready.is_set()
+        units = self.feed.snapshot_units()
+        self.installed = True
         now = time.time()
-        cutoff = now - self.stale_after
-        units = []
-        heap = self._stale_heap = []
-        for key, rec in self.view.items():
-            stale = rec.t < cutoff
-            if stale:
-                self.stale_keys.add(key)
-            else:
-                heap.append((rec.t, key))
-            units.append(rec.encode(stale, snapshot=True))
-        heapq.heapify(heap)
         text = (f'{{"type":"snapshot","stream":"{self.id}","seq":0,"ts":{now:.4f},'
-                f'"stale_after":{self.stale_after:g},"subscription":{json.dumps(self.sub.to_json())},'
+                f'"stale_after":{self.feed.stale_after:g},"subscription":{json.dumps(self.sub.to_json())},'
                 f'"units":[{",".join(units)}]}}')
         self._ring_cap = max(RESUME_MIN_BYTES, len(text))
         return text
 
-    @property
-    def ready(self) -> bool:
-        """The snapshot is installed: frames and resumes make sense from here."""
-        return self._buffer is None
-
     # --- frames out --------------------------------------------------------------------------
 
-    def _sweep_stale(self, now: float) -> None:
-        cutoff = now - self.stale_after
-        heap = self._stale_heap
-        while heap and heap[0][0] < cutoff:
-            t, key = heapq.heappop(heap)
-            rec = self.view.get(key)
-            if rec is not None and rec.t == t and key not in self.stale_keys:
-                self.pending[key] = rec
-
-    def make_frame(self) -> str | None:
-        now = time.time()
-        self._sweep_stale(now)
-        if not self.pending:
-            return None
-        cutoff = now - self.stale_after
-        units: list[str] = []
-        removed: list[str] = []
-        stale_keys, heap = self.stale_keys, self._stale_heap
-        push, add, discard, append = heapq.heappush, stale_keys.add, stale_keys.discard, units.append
-        for key, rec in self.pending.items():  # the hot loop: every unit of every frame of every stream
-            if rec is None:
-                removed.append(key)
-            elif rec.t < cutoff:
-                add(key)
-                append(rec._json[1] or rec.encode(True))
-            else:
-                discard(key)
-                push(heap, (rec.t, key))
-                append(rec._json[0] or rec.encode(False))
-        self.pending.clear()
-        if len(heap) > 2 * len(self.view) + 64:  # drop superseded entries
-            self._stale_heap = [(r.t, k) for k, r in self.view.items() if k not in stale_keys]
-            heapq.heapify(self._stale_heap)
+    def emit(self, body: str, now: float) -> None:
+        """A frame of the feed: numbered, kept for a resume, and sent when the socket is there."""
         self.seq += 1
-        text = (f'{{"type":"frame","stream":"{self.id}","seq":{self.seq},"ts":{now:.4f},'
-                f'"units":[{",".join(units)}],"removed":{json.dumps(removed)}}}')
-        self.ring.append((self.seq, text))
-        self._ring_bytes += len(text)
+        header = f'{{"type":"frame","stream":"{self.id}","seq":{self.seq},"ts":{now:.4f},'
+        self.ring.append((self.seq, header, body))
+        self._ring_bytes += len(body)
         limit = conf.get("RESUME_FRAMES")
         while (len(self.ring) > limit or self._ring_bytes > self._ring_cap) and len(self.ring) > 1:
-            self._ring_bytes -= len(self.ring.popleft()[1])
-        return text
+            self._ring_bytes -= len(self.ring.popleft()[2])
+        self.outbox.append(header + body)
+        self._outbox_bytes += len(body)
+        if self._outbox_bytes > self._ring_cap and len(self.outbox) > 1:
+            # The socket takes frames slower than they come: let it go (the client may resume,
+            # or take a new snapshot) rather than hold an ever longer queue.
+            sink = self.sink
+            if sink is not None:
+                log.info("stream %s: the screen cannot keep up; closing its socket", self.id)
+                self.detach(sink)
+                asyncio.get_running_loop().create_task(sink.stream_too_slow())
+            return
+        self._start_sending()
+
+    def _start_sending(self) -> None:
+        if self.sink is not None and self.outbox and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.get_running_loop().create_task(self._send_outbox(self.sink))
+
+    async def _send_outbox(self, sink: Sink) -> None:
+        while self.outbox and self.sink is sink:
+            text = self.outbox[0]
+            try:
+                await sink.send_stream_text(text)
+            except Exception:  # the socket went away mid-send; the frame stays in the ring
+                log.info("stream %s: send failed; detaching", self.id)
+                self.detach(sink)
+                return
+            if self.outbox and self.outbox[0] is text:
+                self.outbox.popleft()
+                self._outbox_bytes -= len(text)
 
     def replay_after(self, seq: Any) -> list[str] | None:
         """The frames after `seq`, or None when they are no longer all here."""
@@ -215,50 +161,28 @@ class Stream:
             return []
         if not self.ring or self.ring[0][0] > seq + 1:
             return None
-        return [text for s, text in self.ring if s > seq]
+        return [header + body for s, header, body in self.ring if s > seq]
 
     # --- the screen ---------------------------------------------------------------------------
 
     async def attach(self, sink: Sink) -> None:
-        previous, self.sink, self.detached_at = self.sink, sink, None
+        previous, self.sink, self.detached_at, self.away = self.sink, sink, None, False
         if previous is not None and previous is not sink:
             await previous.stream_taken_over()
-        self.wakeup.set()
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"stream {self.id}")
+        self._start_sending()
+        if self.feed is not None:
+            self.feed.wakeup.set()
 
     def detach(self, sink: Sink) -> None:
+        """The screen went away: what was not sent is in the ring, for a resume."""
         if self.sink is sink:
-            self.sink, self.detached_at = None, time.monotonic()
+            self.sink, self.detached_at, self.away = None, time.monotonic(), True
+            self.outbox.clear()
+            self._outbox_bytes = 0
 
     def close(self) -> None:
         self.sink = None
-        if self.task is not None:
-            self.task.cancel()
-
-    async def _run(self) -> None:
-        """Send at most MAX_FRAMES_PER_S frames a second; a quiet stream still wakes each second
-        to mark units that went stale. While detached, updates stay coalesced in `pending`."""
-        interval = 1.0 / conf.get("MAX_FRAMES_PER_S")
-        last = 0.0
-        while True:
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
-            self.wakeup.clear()
-            delay = last + interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # rate limit: updates arriving meanwhile coalesce
-            sink = self.sink
-            if sink is None:
-                self._sweep_stale(time.time())
-                continue
-            text = self.make_frame()
-            last = time.monotonic()
-            if text is not None:
-                try:
-                    await sink.send_stream_text(text)
-                except Exception:  # the socket went away mid-send; the frame stays in the ring
-                    log.info("stream %s: send failed; detaching", self.id)
-                    self.detach(sink)
+        if self._sender is not None:
+            self._sender.cancel()
+        if self.feed is not None:
+            self.feed.leave(self)

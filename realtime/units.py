@@ -14,23 +14,25 @@ from realtime.devices import UNIT_LABELS, UNIT_TABLES
 
 LAYERS = {"officers": "officer", "vehicles": "vehicle"}
 ALL_KINDS = frozenset(LAYERS.values())
+# The position's time comes as ISO 8601 text and as epoch seconds, both made by PostgreSQL: loading
+# a timestamptz into a datetime and formatting it back was a tenth of the server's CPU per fix at
+# 2,000 fixes/s with 20 screens (py-spy, bench/RESULTS.md).
 UNIT_COLUMNS = ("u.id, u.device_id, u.call_sign, u.{label}, u.district_id, u.street_id, ST_X(u.geom), ST_Y(u.geom),"
-                " u.position_at, u.speed, u.heading, u.accuracy")
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+                " to_char(u.position_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
+                " extract(epoch FROM u.position_at)::float8, u.speed, u.heading, u.accuracy")
 
 
 def unit_record(kind: str, row: tuple[Any, ...]) -> dict[str, Any]:
     """A row of UNIT_COLUMNS as a JSON-able record. `t` (epoch seconds) orders records of a unit;
     `stale` is added when the record is sent, because it depends on the time of sending."""
-    unit_id, device_id, call_sign, label, district, street, x, y, at, speed, heading, accuracy = row
+    unit_id, device_id, call_sign, label, district, street, x, y, at, t, speed, heading, accuracy = row
     return {
         "key": f"{kind}:{unit_id}", "kind": kind, "id": unit_id, "device_id": device_id,
         "call_sign": call_sign, "label": label, "district": district, "street": street,
-        "lon": round(x, 7), "lat": round(y, 7), "at": at.isoformat(), "t": at.timestamp(),
-        "speed": _round(speed, 2), "heading": _round(heading, 1), "accuracy": _round(accuracy, 1),
+        "lon": round(x, 7), "lat": round(y, 7), "at": at, "t": t,
+        "speed": None if speed is None else round(speed, 2),
+        "heading": None if heading is None else round(heading, 1),
+        "accuracy": None if accuracy is None else round(accuracy, 1),
     }
 
 

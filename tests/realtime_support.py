@@ -190,3 +190,22 @@ def apply_frame(state: dict[str, dict[str, Any]], frame: dict[str, Any]) -> None
 
 def snapshot_state(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {u["key"]: u for u in snapshot["units"]}
+
+
+def positions(state: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float, str, bool]]:
+    return {key: (u["lon"], u["lat"], u["at"], u.get("stale", False)) for key, u in state.items()}
+
+
+async def database_view(district: str, bbox: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+    """What a subscription to `district` (and `bbox`) sees, read straight from the tables: screens
+    that share a feed take their snapshots from it, so "a fresh snapshot" is checked here too."""
+    from channels.db import database_sync_to_async
+
+    from accounts.jurisdiction import Jurisdiction
+    from realtime import conf
+    from realtime.units import Subscription, is_stale, load_snapshot
+
+    sub = Subscription(Jurisdiction("district", district=district), bbox)
+    records = await database_sync_to_async(load_snapshot)(sub)
+    now, after = datetime.now(UTC).timestamp(), conf.get("STALE_AFTER_S")
+    return positions({r["key"]: {**r, "stale": is_stale(r, now, after)} for r in records})

@@ -12,10 +12,13 @@ from channels.testing import WebsocketCommunicator
 from config.asgi import application
 from realtime.actions import do_ingest_fixes
 from tests.realtime_support import (
+    DISTRICT_A,
     WAIT,
     ago,
     apply_frame,
+    database_view,
     fix,
+    positions,
     receive,
     receive_type,
     run,
@@ -134,6 +137,7 @@ def test_snapshot_plus_events_equals_a_fresh_snapshot(world):  # noqa: F811
         assert seqs == list(range(1, len(seqs) + 1))
         fresh_screen, fresh = await open_screen(world, "district_a", bbox=bbox)
         assert state == snapshot_state(fresh)
+        assert positions(state) == await database_view(DISTRICT_A, tuple(bbox))  # type: ignore[arg-type]
         assert set(state) == {f"officer:{a2.id}", f"vehicle:{v1.id}"} and state[f"vehicle:{v1.id}"]["lon"] == 116.23
         await screen.disconnect()
         await fresh_screen.disconnect()
@@ -170,6 +174,7 @@ def test_resume_after_reconnect_has_no_gap(world):  # noqa: F811
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # consecutive: no gap
         fresh_screen, fresh = await open_screen(world, "district_a")
         assert state == snapshot_state(fresh)
+        assert positions(state) == await database_view(DISTRICT_A)
 
         # Another user cannot take the stream over; an unknown stream gets a new snapshot.
         other = WebsocketCommunicator(application, f"/ws/map?token={world.api_tokens['city']}")
@@ -210,6 +215,7 @@ def test_units_that_stop_reporting_turn_stale(world, settings):  # noqa: F811
         await frames_until(screen, state, lambda s: s[key]["stale"] is True)  # ... then marked stale
         fresh_screen, fresh = await open_screen(world, "district_a")
         assert snapshot_state(fresh)[key]["stale"] is True and state == snapshot_state(fresh)
+        assert positions(state) == await database_view(DISTRICT_A)
         await screen.disconnect()
         await fresh_screen.disconnect()
 
