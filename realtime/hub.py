@@ -1,6 +1,7 @@
 """One hub per server process (per event loop): the process's single member of the channel-layer
-groups that carry map events. It receives each event once and hands it to every stream of the
-process, which filters by jurisdiction, layers and bbox. With Redis, every server process has
+groups that carry map events. It receives each event once and hands it to every feed of the
+process (one per distinct subscription, shared by its screens' streams), which filters by
+jurisdiction, layers and bbox. With Redis, every server process has
 its own hub, so an event committed in any process reaches the screens of all of them."""
 
 from __future__ import annotations

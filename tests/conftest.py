@@ -20,3 +20,16 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
     for connection in connections.all():
         if hasattr(connection, "close_pool"):
             connection.close_pool()
+    _end_other_sessions(connections["default"].settings_dict)
+
+
+def _end_other_sessions(settings: dict) -> None:  # type: ignore[type-arg]
+    """Connections that threads of this process (channels' database_sync_to_async workers) still
+    hold would keep Django from dropping the test database ("being accessed by other users")."""
+    import psycopg
+
+    params = {"host": settings["HOST"], "port": settings["PORT"] or None, "user": settings["USER"],
+              "password": settings["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = %s AND pid <> pg_backend_pid()", [settings["NAME"]])

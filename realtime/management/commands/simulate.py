@@ -11,6 +11,7 @@ import random
 import signal
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -89,12 +90,13 @@ class Command(BaseCommand):
 
     def wait_for_server(self, url: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
+        root = urllib.parse.urljoin(url, "/")  # the login page: a GET of the ingest URL logs a 405
         while True:
             try:
-                urllib.request.urlopen(url, timeout=2)  # noqa: S310 (our own server URL)
+                urllib.request.urlopen(root, timeout=2)  # noqa: S310 (our own server URL)
                 return
             except urllib.error.HTTPError:
-                return  # 405 on GET: it is up
+                return  # any HTTP answer: it is up
             except OSError as error:
                 if time.monotonic() > deadline:
                     raise CommandError(f"no server at {url}: {error}") from None
