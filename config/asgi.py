@@ -1,5 +1,6 @@
 """ASGI entry point (the composition root): HTTP through Django, with signed tile URLs answered
-by tiles' fast path in front of it; WebSockets (/ws/map, /ws/field) through Channels.
+by tiles' fast path and device ingest by realtime's in front of it; WebSockets (/ws/map,
+/ws/field) through Channels.
 
     uvicorn config.asgi:application --workers N
 
@@ -17,11 +18,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
+from realtime.asgi import IngestFastPath  # noqa: E402
 from realtime.auth import TokenAuthMiddleware, origin_checked  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from tiles.asgi import TileFastPath  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": TileFastPath(django_asgi_app),
+    "http": IngestFastPath(TileFastPath(django_asgi_app)),
     "websocket": origin_checked(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
 })

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.jurisdiction import Jurisdiction
 from accounts.models import Role
+from config.dbthreads import keep_connection_fresh
 from config.problems import Problem, problem_view, unauthorized
 from realtime import conf
 from realtime.actions import PushInvalid, do_ingest_fixes, do_send_push
@@ -64,24 +65,30 @@ def _json(body: bytes) -> Any:
 
 # Ingest runs on these threads, not on Django's per-request thread: a thread made for one
 # request also opens a database connection for one request (ASGI), which cost ~40 ms a request;
-# these threads keep theirs (CONN_MAX_AGE). The views themselves are async for that reason.
-_ingest_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
+# these threads keep theirs. realtime.asgi sends device requests here directly; through Django
+# (the test client, a server without the fast path) the views below are async for that reason.
+INGEST_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
+
+
+def run_on_ingest_thread(view: Any, request: HttpRequest) -> HttpResponse:
+    keep_connection_fresh()
+    response: HttpResponse = view(request)
+    return response
 
 
 def _on_ingest_thread(view: Any) -> Any:
-    run = sync_to_async(view, thread_sensitive=False, executor=_ingest_threads)
+    run = sync_to_async(run_on_ingest_thread, thread_sensitive=False, executor=INGEST_THREADS)
 
     async def async_view(request: HttpRequest) -> HttpResponse:
-        return await run(request)
+        return await run(view, request)
 
     async_view.__name__ = async_view.__qualname__ = view.__name__
     async_view.__doc__ = view.__doc__
     return csrf_exempt(async_view)  # devices authenticate with tokens, never with cookies
 
 
-@_on_ingest_thread
 @problem_view
-def positions(request: HttpRequest) -> HttpResponse:
+def positions_view(request: HttpRequest) -> HttpResponse:
     """POST /api/positions: [fix, ...] or {"crs": "gcj02", "fixes": [fix, ...]}."""
     _method(request, "POST")
     identity = _device(request)
@@ -148,9 +155,8 @@ def _osmand_fixes(request: HttpRequest) -> tuple[list[dict[str, Any]], str | Non
     return [fix], token
 
 
-@_on_ingest_thread
 @problem_view
-def osmand(request: HttpRequest) -> HttpResponse:
+def osmand_view(request: HttpRequest) -> HttpResponse:
     """/ingest/osmand: the OsmAnd protocol, as the Traccar Client phone app speaks it."""
     _method(request, "GET", "POST")
     fixes, token = _osmand_fixes(request)
@@ -164,6 +170,10 @@ def osmand(request: HttpRequest) -> HttpResponse:
             raise Problem(status, result["detail"], reason=result["reason"], index=result["index"])
     # 200 means committed; a repeat of a stored fix is a success too, so the phone moves on.
     return JsonResponse({"status": report.results[0]["status"] if len(fixes) == 1 else "ok", **report.summary()})
+
+
+positions = _on_ingest_thread(positions_view)
+osmand = _on_ingest_thread(osmand_view)
 
 
 # --- pushes -------------------------------------------------------------------------------------

@@ -143,6 +143,20 @@ def test_bad_requests_are_problems(world, token, body, content_type, status):  #
     assert response.status_code == status
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == status and response.json()["detail"]
+    # The server's fast path for device requests (realtime.asgi) answers the same.
+    raw = [(b"content-type", content_type.encode())]
+    if token:
+        raw.append((b"authorization", headers["HTTP_AUTHORIZATION"].encode()))
+    fast = asgi_call("POST", "/api/positions", data.encode() if isinstance(data, str) else data, raw)
+    assert (fast["status"], fast["headers"]["content-type"]) == (status, "application/problem+json")
+    assert json.loads(fast["body"]) == response.json()
+
+
+def asgi_call(method: str, path: str, body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None) -> dict:
+    """A request through the server's whole ASGI application (config.asgi), as uvicorn passes it."""
+    response = run(HttpCommunicator(application, method, path, body=body, headers=headers or []).get_response())
+    response["headers"] = {k.decode(): v.decode() for k, v in response["headers"]}
+    return response
 
 
 def test_oversize_batches_and_wrong_methods_are_refused(world, settings):  # noqa: F811
@@ -151,9 +165,17 @@ def test_oversize_batches_and_wrong_methods_are_refused(world, settings):  # noq
     response = post_batch(world.gateway_token, [fix(a1, 116.21, 39.81, ago(i)) for i in range(4)])
     assert response.status_code == 413 and response.json()["reason"] == "batch_too_large"
     assert PositionFix.objects.filter(device_id=a1).count() == 0  # nothing of it stored
+    fast = asgi_call("POST", "/api/positions", json.dumps([fix(a1, 116.21, 39.81, ago(i)) for i in range(4)]).encode(),
+                     [(b"content-type", b"application/json"), (b"authorization", f"Bearer {world.gateway_token}".encode())])
+    assert fast["status"] == 413 and json.loads(fast["body"])["reason"] == "batch_too_large"
     settings.ONEMAP_MAX_BATCH_BYTES = 100
     assert post_batch(world.gateway_token, [fix(a1, 116.21, 39.81)]).status_code == 413
+    fast = asgi_call("POST", "/api/positions", b"[" + b" " * 200 + b"]", [(b"content-type", b"application/json")])
+    assert fast["status"] == 413 and fast["headers"]["content-type"] == "application/problem+json"
+    assert PositionFix.objects.filter(device_id=a1).count() == 0
     assert client_call("get", "/api/positions").status_code == 405
+    fast = asgi_call("GET", "/api/positions")
+    assert fast["status"] == 405 and fast["headers"]["allow"] == "POST"
 
 
 # --- OsmAnd / Traccar Client ------------------------------------------------------------------
