@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -89,72 +90,79 @@ def check_fixes(raw_fixes: list[Any], identity: DeviceIdentity, *, default_crs: 
     return valid, results
 
 
-def _rows_json(fixes: list[Fix], *, with_battery: bool = True) -> str:
-    """The fixes as one JSON array of rows: the single parameter of the statements below.
+def _rows_json(fixes: list[Fix]) -> str:
+    """The fixes as one JSON array of rows: the single parameter of STORE_FIXES.
 
     One text parameter instead of eight arrays: psycopg quotes array elements one by one in
     Python (a regular expression per element), which was about a third of the CPU time of an
     ingest request (bench/RESULTS.md); json.dumps runs in C. Floats round-trip exactly (shortest
     repr), times are ISO 8601 with their offset and microseconds."""
-    if with_battery:
-        rows = [[f.device_id, f.recorded_at.isoformat(), f.lon, f.lat, f.speed, f.heading, f.accuracy, f.battery]
-                for f in fixes]
-    else:
-        rows = [[f.device_id, f.recorded_at.isoformat(), f.lon, f.lat, f.speed, f.heading, f.accuracy] for f in fixes]
+    rows = [[f.device_id, f.recorded_at.isoformat(), f.lon, f.lat, f.speed, f.heading, f.accuracy, f.battery]
+            for f in fixes]
     return json.dumps(rows, allow_nan=False)
 
 
-INSERT_FIXES = """
-INSERT INTO geo_positionfix (device_id, recorded_at, received_at, geom, speed, heading, accuracy, battery)
-SELECT f.device_id, f.recorded_at, now(), ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4490),
-       f.speed, f.heading, f.accuracy, f.battery
-FROM (SELECT e->>0 AS device_id, (e->>1)::timestamptz AS recorded_at, (e->>2)::float8 AS lon,
-             (e->>3)::float8 AS lat, (e->>4)::float8 AS speed, (e->>5)::float8 AS heading,
-             (e->>6)::float8 AS accuracy, (e->>7)::float8 AS battery
-      FROM json_array_elements(%s::json) AS e) AS f
-ORDER BY f.device_id, f.recorded_at
-ON CONFLICT (device_id, recorded_at) DO NOTHING
-RETURNING device_id, recorded_at
+# One statement stores a batch: the history rows (idempotent on device and time), then each unit
+# table's latest position from the newest stored fix of each device — one round trip, and atomic
+# without a transaction block around it (a single-fix OsmAnd request used to take five: the
+# device look-up, BEGIN, INSERT, UPDATE, COMMIT). The latest position moves only forwards: the
+# guard holds under concurrency because the UPDATE re-checks it on the newest row version, and
+# rows are locked in id order so that two batches touching the same units cannot deadlock.
+STORE_FIXES = """
+WITH f AS (
+    SELECT e->>0 AS device_id, (e->>1)::timestamptz AS recorded_at, (e->>2)::float8 AS lon,
+           (e->>3)::float8 AS lat, (e->>4)::float8 AS speed, (e->>5)::float8 AS heading,
+           (e->>6)::float8 AS accuracy, (e->>7)::float8 AS battery
+    FROM json_array_elements(%s::json) AS e
+), ins AS (
+    INSERT INTO geo_positionfix (device_id, recorded_at, received_at, geom, speed, heading, accuracy, battery)
+    SELECT f.device_id, f.recorded_at, now(), ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4490),
+           f.speed, f.heading, f.accuracy, f.battery
+    FROM f ORDER BY f.device_id, f.recorded_at
+    ON CONFLICT (device_id, recorded_at) DO NOTHING
+    RETURNING device_id, recorded_at, geom, speed, heading, accuracy
+), latest AS (
+    SELECT DISTINCT ON (ins.device_id) ins.* FROM ins ORDER BY ins.device_id, ins.recorded_at DESC
+){unit_ctes}
+SELECT (SELECT coalesce(json_agg(json_build_array(ins.device_id,
+                                                  (extract(epoch FROM ins.recorded_at) * 1000000)::bigint)), '[]')
+        FROM ins){unit_results}
 """
-
-# The latest position moves only forwards: the guard holds under concurrency because the UPDATE
-# re-checks it on the newest row version, and rows are locked in id order so that two batches
-# touching the same units cannot deadlock.
-UPDATE_LATEST = """
-WITH latest AS (
-    SELECT DISTINCT ON (f.device_id) f.*
-    FROM (SELECT e->>0 AS device_id, (e->>1)::timestamptz AS recorded_at, (e->>2)::float8 AS lon,
-                 (e->>3)::float8 AS lat, (e->>4)::float8 AS speed, (e->>5)::float8 AS heading,
-                 (e->>6)::float8 AS accuracy
-          FROM json_array_elements(%s::json) AS e) AS f
-    ORDER BY f.device_id, f.recorded_at DESC
-), locked AS (
+UNIT_CTE = """, locked_{kind} AS (
     SELECT u.id FROM {table} u JOIN latest ON u.device_id = latest.device_id
     WHERE u.position_at IS NULL OR u.position_at < latest.recorded_at
     ORDER BY u.id FOR UPDATE OF u
-)
-UPDATE {table} u
-SET geom = ST_SetSRID(ST_MakePoint(latest.lon, latest.lat), 4490), position_at = latest.recorded_at,
-    speed = latest.speed, heading = latest.heading, accuracy = latest.accuracy
-FROM latest, locked
-WHERE u.id = locked.id AND u.device_id = latest.device_id
-  AND (u.position_at IS NULL OR u.position_at < latest.recorded_at)
-RETURNING {columns}
-"""
+), moved_{kind} AS (
+    UPDATE {table} u
+    SET geom = latest.geom, position_at = latest.recorded_at,
+        speed = latest.speed, heading = latest.heading, accuracy = latest.accuracy
+    FROM latest, locked_{kind}
+    WHERE u.id = locked_{kind}.id AND u.device_id = latest.device_id
+      AND (u.position_at IS NULL OR u.position_at < latest.recorded_at)
+    RETURNING {columns}
+)"""
+STORE_SQL = STORE_FIXES.format(
+    unit_ctes="".join(UNIT_CTE.format(kind=kind, table=table, columns=UNIT_COLUMNS.format(label=UNIT_LABELS[kind]))
+                      for kind, table in UNIT_TABLES.items()),
+    # json_agg(m): one JSON object per moved unit, its values in UNIT_COLUMNS' order (the columns'
+    # names are distinct).
+    unit_results="".join(f",\n       (SELECT coalesce(json_agg(m), '[]') FROM moved_{kind} m)"  # noqa: S608 (registry names)
+                         for kind in UNIT_TABLES))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _store(valid: list[tuple[int, Fix, KnownDevice]]) -> tuple[set[tuple[str, datetime]], list[dict[str, Any]]]:
-    fixes = [fix for _, fix, _ in valid]
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def _store(valid: list[tuple[int, Fix, KnownDevice]]) -> tuple[set[tuple[str, int]], list[dict[str, Any]]]:
+    """Store the fixes; return the (device, epoch µs) of those stored and the units they moved."""
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_FIXES, [_rows_json(fixes)])
-        inserted = {(row[0], row[1]) for row in cursor.fetchall()}
-        records: list[dict[str, Any]] = []
-        for kind, table in UNIT_TABLES.items():
-            new = [fix for _, fix, device in valid if device.kind == kind and (fix.device_id, fix.recorded_at) in inserted]
-            if new:
-                cursor.execute(UPDATE_LATEST.format(table=table, columns=UNIT_COLUMNS.format(label=UNIT_LABELS[kind])),
-                               [_rows_json(new, with_battery=False)])
-                records.extend(unit_record(kind, row) for row in cursor.fetchall())
+        cursor.execute(STORE_SQL, [_rows_json([fix for _, fix, _ in valid])])
+        row = cursor.fetchone()
+    inserted = {(device_id, micros) for device_id, micros in row[0]}
+    records = [unit_record(kind, tuple(unit.values()))
+               for kind, units in zip(UNIT_TABLES, row[1:], strict=True) for unit in units]
     return inserted, records
 
 
@@ -174,11 +182,13 @@ def do_ingest_fixes(raw_fixes: list[Any], identity: DeviceIdentity, *, default_c
         else:
             seen.add(key)
             unique.append((index, fix, device))
-    inserted: set[tuple[str, datetime]] = set()
+    inserted: set[tuple[str, int]] = set()
     if unique:
         for attempt in range(DEADLOCK_RETRIES):
             try:
-                with transaction.atomic():
+                # One statement is atomic on its own; inside a caller's transaction, a savepoint
+                # keeps a retry possible.
+                with transaction.atomic() if connection.in_atomic_block else nullcontext():
                     inserted, records = _store(unique)
                     by_district: dict[str, list[dict[str, Any]]] = {}
                     for record in records:
@@ -190,7 +200,7 @@ def do_ingest_fixes(raw_fixes: list[Any], identity: DeviceIdentity, *, default_c
                     raise
                 log.warning("ingest: retrying after %s", error.__cause__)
     for index, fix, _ in unique:
-        status = ACCEPTED if (fix.device_id, fix.recorded_at) in inserted else DUPLICATE
+        status = ACCEPTED if (fix.device_id, _micros(fix.recorded_at)) in inserted else DUPLICATE
         results[index] = {"index": index, "status": status}
     report = IngestReport([r for r in results if r is not None])
     assert len(report.results) == len(raw_fixes), "every fix gets a result"
