@@ -76,3 +76,64 @@ def test_district_dispatcher_opens_on_dongcheng(server, browser):
     assert 116.38 < centre[0] < 116.45 and 39.86 < centre[1] < 39.97  # Dongcheng, not the city centre view
     assert "东城区" in page.inner_text("header")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def reporting_officer(django_db_blocker):  # type: ignore[no-untyped-def]
+    """A Dongcheng officer's device, and a gateway token that may report for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from geo.models import Officer
+    from realtime.devices import issue_device_token
+
+    def read() -> tuple[Officer, str]:
+        try:
+            officer = Officer.objects.filter(district_id="110101", position_at__isnull=False).order_by("id").first()
+            assert officer is not None
+            return officer, issue_device_token("browser-test-gateway", gateway=True)
+        finally:
+            connection.close()
+
+    # In a thread of its own: Playwright runs an event loop in this one, where Django refuses
+    # database calls.
+    with django_db_blocker.unblock(), ThreadPoolExecutor(1) as pool:
+        return pool.submit(read).result()
+
+
+def post_fix(base: str, token: str, device_id: str, lon: float, lat: float) -> None:
+    import json
+    import urllib.request
+    from datetime import UTC, datetime
+
+    body = json.dumps([{"device_id": device_id, "time": datetime.now(UTC).isoformat(), "lon": lon, "lat": lat}])
+    request = urllib.request.Request(f"{base}/api/positions", data=body.encode(), method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own local server)
+        assert json.loads(response.read())["accepted"] == 1
+
+
+def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_officer):
+    officer, gateway = reporting_officer
+    key = f"officer:{officer.id}"
+    page, _ = logged_in_page(browser, server, "dongcheng")
+    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=30_000)
+    # The snapshot holds Dongcheng's units only (the district dispatcher's jurisdiction).
+    districts = page.evaluate("() => [...new Set([...window.oneMapLive.units.values()].map(u => u.district))]")
+    assert districts == ["110101"]
+    assert page.evaluate("(key) => window.oneMapLive.units.has(key)", key)
+    # A fix through the real ingest path moves the officer on the screen: in the units and in
+    # what MapLibre drew.
+    lon, lat = 116.4105, 39.9131  # Wangfujing, in Dongcheng and in the dispatcher's view
+    post_fix(server, gateway, officer.device_id, lon, lat)
+    page.wait_for_function(
+        """([key, lon]) => {
+             const unit = window.oneMapLive.units.get(key);
+             if (!unit || unit.lon !== lon || unit.stale) return false;
+             return window.oneMap.queryRenderedFeatures({layers: ['live-officer']})
+               .some(f => f.properties.key === key && Math.abs(f.geometry.coordinates[0] - lon) < 1e-4);
+           }""", arg=[key, lon], timeout=30_000)
+    assert "实时 live" in page.inner_text("#live-status")
+    assert page.evaluate("() => window.oneMap.getLayoutProperty('officer', 'visibility')") == "none"
+    page.close()
