@@ -3,7 +3,7 @@
    moved, entered the view or went stale, and the ones that left. A dropped connection resumes
    from the last frame applied (no gap), or takes a new snapshot when the server says so.
    Until the first snapshot the map shows the units from the "live" vector tiles; after it, from
-   here (those tile layers are hidden). Stale units (no fix for a while) are drawn grey. */
+   here (those tile layers are hidden). Stale units (no fix for a while) are drawn as hollow rings. */
 'use strict';
 
 (function () {
@@ -58,15 +58,18 @@
   function addLayers() {
     map.addSource('live-units', {type: 'geojson', data: EMPTY});
     const before = map.getLayer('district-label') ? 'district-label' : undefined;
-    const colour = (fresh) => ['case', ['get', 'stale'], '#9aa5b1', fresh];
+    // Fresh units are filled in their colour; stale ones are hollow rings, so a glance at the wall
+    // tells who is reporting.
+    const fill = (fresh) => ['case', ['get', 'stale'], '#ffffff', fresh];
+    const ring = (fresh) => ['case', ['get', 'stale'], fresh, '#ffffff'];
     map.addLayer({id: 'live-vehicle', type: 'circle', source: 'live-units',
       filter: ['==', ['get', 'kind'], 'vehicle'],
-      paint: {'circle-radius': 4.5, 'circle-color': colour('#2e8540'),
-              'circle-stroke-color': '#ffffff', 'circle-stroke-width': 1}}, before);
+      paint: {'circle-radius': 4.5, 'circle-color': fill('#2e8540'),
+              'circle-stroke-color': ring('#2e8540'), 'circle-stroke-width': 1.2}}, before);
     map.addLayer({id: 'live-officer', type: 'circle', source: 'live-units',
       filter: ['==', ['get', 'kind'], 'officer'],
-      paint: {'circle-radius': 3.5, 'circle-color': colour('#6a3d9a'),
-              'circle-stroke-color': '#ffffff', 'circle-stroke-width': 0.5}}, before);
+      paint: {'circle-radius': 3.5, 'circle-color': fill('#6a3d9a'),
+              'circle-stroke-color': ring('#6a3d9a'), 'circle-stroke-width': 1.2}}, before);
   }
 
   function hideTileUnits() {
