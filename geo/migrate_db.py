@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -283,6 +284,13 @@ def _check_column(cur, col: dict[str, Any], params, tol_m: float) -> list[str]:
     col.update(rows=rows, invalid=invalid, bbox_after=_extent(cur, table, col["column"]),
                bbox_before=_extent(cur, backup, "geom"))
     col["roundtrip_max_m"] = _roundtrip_max_m(cur, col, table, backup, params)
+    col.update(rows_backup=rows_b, invalid_before=invalid_b, tol_m=tol_m, checks=[
+        {"check": "row count equals the backup", "value": f"{rows} / {rows_b}", "limit": "equal", "ok": rows == rows_b},
+        {"check": "no geometry became invalid", "value": f"{invalid} invalid ({invalid_b} before)",
+         "limit": f"<= {invalid_b}", "ok": invalid <= invalid_b},
+        {"check": "every vertex transformed back matches the backup (m)", "value": col["roundtrip_max_m"],
+         "limit": f"<= {tol_m}", "ok": bool(col["roundtrip_max_m"] <= tol_m)},
+    ])
     problems = []
     if rows != rows_b:
         problems.append(f"{col['table']}.{col['column']}: {rows} rows against {rows_b} in the backup")
@@ -300,7 +308,9 @@ def run(conn, mode: str, target: str, params_path: str | None = None, tables: li
     """Run one mode on a psycopg connection; returns the summary the report is written from.
     `fail_after` (tests) raises after that many columns were changed, to prove the rollback."""
     params = load_params(params_path) if params_path else None
-    summary: dict[str, Any] = {"action": mode, "target": target, "params": params_path, "columns": [], "notes": []}
+    summary: dict[str, Any] = {"action": mode, "target": target, "params": params_path, "columns": [], "notes": [],
+                               "tol_m": tol_m}
+    t0 = time.perf_counter()
     bar = progress or (lambda total, desc: nullcontext(None))
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -314,6 +324,7 @@ def run(conn, mode: str, target: str, params_path: str | None = None, tables: li
                 raise MigrationError(f"unknown mode {mode!r}")
     except DbError as e:
         raise MigrationError(f"migration {mode} failed and was rolled back: {_one_line(e)}") from None
+    summary["elapsed_s"] = time.perf_counter() - t0
     return summary
 
 
@@ -345,8 +356,10 @@ def _dry_or_execute(cur, mode, target, params, tables, tol_m, bar, fail_after, s
         for n, (col, plan) in enumerate(zip(cols, plans, strict=True)):
             if fail_after is not None and n >= fail_after:
                 raise MigrationError(f"forced failure after {n} column(s) (test)")
+            t = time.perf_counter()
             _apply_column(cur, col, plan, params, mig_id, n)
             problems += _check_column(cur, col, params, tol_m)
+            col["seconds"] = time.perf_counter() - t
             if b:
                 b.update(1)
     if problems:
@@ -365,7 +378,9 @@ def _verify(cur, tol_m, bar, summary) -> None:
     problems: list[str] = []
     with bar(len(mig["columns"]), "verifying columns") as b:
         for col in mig["columns"]:
+            t = time.perf_counter()
             problems += _check_column(cur, col, params, tol_m)
+            col["seconds"] = time.perf_counter() - t
             if b:
                 b.update(1)
     summary["notes"] = problems
@@ -377,6 +392,7 @@ def _rollback(cur, bar, summary) -> None:
     summary.update(migration_id=mig_id, started=mig["started"], target=mig["target"], columns=mig["columns"])
     with bar(len(mig["columns"]), "restoring columns") as b:
         for col in reversed(mig["columns"]):
+            t = time.perf_counter()
             table, cid = sql.Identifier(col["table"]), sql.Identifier(col["column"])
             backup, pk = sql.Identifier(BACKUP, col["backup"]), sql.Identifier(col["pk"])
             cur.execute(sql.SQL("SELECT count(*) FROM {t} t LEFT JOIN {b} b ON t.{pk} = b.pk WHERE b.pk IS NULL")
@@ -401,6 +417,9 @@ def _rollback(cur, bar, summary) -> None:
                 raise MigrationError(f"{col['table']}.{col['column']}: {differ} rows differ from the backup after restore")
             cur.execute(sql.SQL("DROP TABLE {b}").format(b=backup))
             col["srid_after"] = col["srid_before"]
+            col["checks"] = [{"check": "every row restored byte for byte from the backup", "value": f"{differ} differ",
+                              "limit": "0", "ok": True}]
+            col["seconds"] = time.perf_counter() - t
             if b:
                 b.update(1)
     cur.execute("UPDATE crs_backup.migration SET state = 'rolled_back' WHERE id = %s", (mig_id,))

@@ -1,8 +1,32 @@
-"""Markdown reports a surveyor can file: one per fit, one per database migration."""
+"""Reports a surveyor can file: one per fit, one per database migration. Markdown here; a
+self-contained HTML page (report_html.py) when the report file ends in .html."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+
+def is_html(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".html", ".htm")
+
+
+def fit_report_for(path: str | Path, doc: dict[str, Any], points: Any = None) -> str:
+    """The fit report in the format the file name asks for; `points` (the ControlPoints the fit
+    was made from) lets the HTML page plot the residual vectors at their positions."""
+    if is_html(path):
+        from geo.crs.report_html import fit_report_html
+
+        return fit_report_html(doc, points)
+    return fit_report(doc)
+
+
+def migration_report_for(path: str | Path, summary: dict[str, Any]) -> str:
+    if is_html(path):
+        from geo.crs.report_html import migration_report_html
+
+        return migration_report_html(summary)
+    return migration_report(summary)
 
 _PARAM_LABELS = {
     "tx_m": "ΔX / tx (m)", "ty_m": "ΔY / ty (m)", "tz_m": "ΔZ / tz (m)",
@@ -103,15 +127,21 @@ def migration_report(summary: dict[str, Any]) -> str:
         f"- Migration id: {summary.get('migration_id', '—')}; started {summary.get('started', '—')}",
         f"- Transform path: {summary.get('path', '—')}",
         f"- Outcome: **{summary['outcome']}**",
+        f"- Round-trip tolerance: {_fmt(summary.get('tol_m'), 6)} m; total time {_fmt(summary.get('elapsed_s'), 2)} s",
         "",
-        "| table.column | rows | SRID before → after | invalid | max round-trip error (m) | bbox before | bbox after |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| table.column | rows | SRID before → after | invalid | max round-trip error (m) | bbox before | bbox after | time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in summary["columns"]:
         lines.append(
             f"| {c['table']}.{c['column']} | {c['rows']} | {c['srid_before']} → {c.get('srid_after', '—')} | "
             f"{c.get('invalid', '—')} | {_fmt(c.get('roundtrip_max_m'), 6)} | {_bbox(c.get('bbox_before'))} | "
-            f"{_bbox(c.get('bbox_after'))} |")
+            f"{_bbox(c.get('bbox_after'))} | {_fmt(c.get('seconds'), 2)} |")
+    checks = [(c, k) for c in summary["columns"] for k in c.get("checks", [])]
+    if checks:
+        lines += ["", "| table.column | check | value | limit | result |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {c['table']}.{c['column']} | {k['check']} | {_fmt(k['value'], 6)} | {k['limit']} | "
+                  f"{'pass' if k['ok'] else '**FAIL**'} |" for c, k in checks]
     if summary.get("notes"):
         lines += ["", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"

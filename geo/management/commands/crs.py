@@ -48,7 +48,8 @@ class Command(BaseCommand):
         p.add_argument("--from", dest="source", required=True)
         p.add_argument("--to", dest="target", required=True)
         p.add_argument("--out", help="parameter file (default: PAIRS.MODEL.json)")
-        p.add_argument("--report", help="Markdown report (default: next to the parameter file)")
+        p.add_argument("--report", help="report file: HTML if it ends in .html, else Markdown "
+                                         "(default: PARAMS.md next to the parameter file)")
         p.add_argument("--check-every", type=int, default=5, help="without a role column, hold out every k-th point")
 
         p = sub.add_parser("migrate-db", help="transform every geometry column of the platform")
@@ -59,11 +60,16 @@ class Command(BaseCommand):
             mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
         p.add_argument("--tables", nargs="*", help="only these tables (default: every public.geo_* table)")
         p.add_argument("--tol", type=float, default=0.001, help="round-trip tolerance in metres")
-        p.add_argument("--report", help="Markdown report file")
+        p.add_argument("--report", help="report file: HTML if it ends in .html, else Markdown")
 
-        p = sub.add_parser("verify", help="compare two files: same features and attributes, geometry within --tol")
+        p = sub.add_parser("verify", help="compare two files (A B), or a file with a table (A --table): same "
+                                          "features, geometry within --tol")
         p.add_argument("a")
-        p.add_argument("b")
+        p.add_argument("b", nargs="?")
+        p.add_argument("--table", help="a platform table (public.geo_*) to compare file A with, key by key")
+        p.add_argument("--column", default="geom", help="its geometry column (with --table)")
+        p.add_argument("--key", default="code", help="the key column, in the file and in the table (with --table)")
+        p.add_argument("--layer", help="the file's layer, if it has several (with --table)")
         p.add_argument("--tol", type=float, default=0.05, help="metres")
         p.add_argument("--x-col", default="x")
         p.add_argument("--y-col", default="y")
@@ -121,7 +127,7 @@ class Command(BaseCommand):
         out = Path(opts["out"] or Path(opts["pairs"]).with_suffix(f".{opts['model']}.json"))
         doc = models.save_params(result.doc, out)
         rep = Path(opts["report"] or out.with_suffix(".md"))
-        rep.write_text(report.fit_report(doc), encoding="utf-8")
+        rep.write_text(report.fit_report_for(rep, doc, points), encoding="utf-8")
         st = doc["statistics"]
         self.stdout.write(
             f"{doc['model']} {doc['source']} -> {doc['target']}: used {st['n_used']}/{st['n_control']}, "
@@ -140,7 +146,7 @@ class Command(BaseCommand):
                                  tables=opts["tables"], tol_m=opts["tol"], progress=_progress)
         text = report.migration_report(summary)
         if opts["report"]:
-            Path(opts["report"]).write_text(text, encoding="utf-8")
+            Path(opts["report"]).write_text(report.migration_report_for(opts["report"], summary), encoding="utf-8")
         self.stdout.write(text)
         if summary["outcome"].startswith("FAILED"):
             raise CommandError(summary["outcome"], returncode=1)
@@ -149,6 +155,11 @@ class Command(BaseCommand):
         from geo.crs import files
         from geo.crs.compare import compare_datasets
 
+        if opts["table"]:
+            self._verify_table(opts)
+            return
+        if opts["b"] is None:
+            raise CrsError("verify needs two files (A B) or a file and a table (A --table geo_...)")
         a = files.read_dataset(opts["a"], opts["x_col"], opts["y_col"])
         b = files.read_dataset(opts["b"], opts["x_col"], opts["y_col"])
         problems, worst = compare_datasets(a, b, opts["tol"])
@@ -157,3 +168,16 @@ class Command(BaseCommand):
                                returncode=1)
         self.stdout.write(f"ok: same layers, features and attributes; max deviation {worst:.6f} m <= {opts['tol']} m")
 
+    def _verify_table(self, opts) -> None:  # type: ignore[no-untyped-def]
+        from django.db import connection
+
+        from geo import verify_db
+
+        if opts["b"] is not None:
+            raise CrsError("verify takes one file with --table, not two")
+        connection.ensure_connection()
+        r = verify_db.run(connection.connection, opts["a"], opts["table"], opts["column"], opts["key"], opts["tol"],
+                          x_col=opts["x_col"], y_col=opts["y_col"], layer=opts["layer"])
+        self.stdout.write("\n".join(r.lines()))
+        if not r.ok:
+            raise CommandError(f"verify failed: {r.summary()}", returncode=1)
