@@ -342,11 +342,53 @@ def test_asgi_fast_path_answers_signed_urls_as_the_view_does(client, monkeypatch
         # Without a signed token, the request is Django's (session or bearer).
         assert (await asgi_get(app, f"/tiles/cameras/{Z14[0]}/{Z14[1]}/{Z14[2]}.mvt", {}))[0] == 418
         assert fallback_calls == [f"/tiles/cameras/{Z14[0]}/{Z14[1]}/{Z14[2]}.mvt"]
-        # The versioned miss ran in the thread pool.
-        assert threaded == ["serve_in_pool"]
+        # The versioned miss ran its statement from the event loop, not in the thread pool.
+        assert threaded == []
 
     try:
         asyncio.run(requests())
     finally:
+        assert app.db is not None
+        app.db.close()
         app.pool.submit(lambda: db.close()).result()  # the pool thread's own connection
         app.pool.shutdown()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("layers", "query", "z"), [
+    ("cameras,hotspots", "", 14),  # raw points, two layers
+    ("cameras", "source=self_built,police_shared&status=online", 14),  # filter value lists
+    ("hotspots,cameras", "", 9),  # clusters
+    ("gridcells,districts", "", 11),  # simplified polygons
+])
+def test_loop_and_pool_misses_answer_as_the_view_does(client, layers, query, z) -> None:  # type: ignore[no-untyped-def]
+    """tiles.loopdb binds parameters in text form and lets PostgreSQL type them: the same tile,
+    byte for byte, as the Django view and the thread pool, for each kind of layer statement."""
+    import asyncio
+
+    from django.db import connection as db
+
+    from tiles.asgi import TileFastPath
+
+    login_as(client, "donghuamen")  # a street dispatcher: scoped layers add jurisdiction parameters
+    url = fill(template(client, layers, query), *tile_of(*CENTRE, z))
+    expected = client.get(url, HTTP_ACCEPT_ENCODING="gzip")
+    assert expected.status_code == 200
+
+    async def unexpected(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise AssertionError(scope["path"])
+
+    for loop_connections in (1, 0):
+        tile_cache.reset()
+        app = TileFastPath(unexpected, threads=1, loop_connections=loop_connections)
+        try:
+            status, headers, body = asyncio.run(asgi_get(app, url, {"Accept-Encoding": "gzip"}))
+            assert (status, headers["etag"], body) == (200, expected["ETag"], expected.content)
+            if app.db is not None:  # run on the loop: one connection, its statement prepared once
+                asyncio.run(asgi_get(app, url, {}))
+                assert app.db.count == 1 and len(app.db.idle[0].prepared) == 1
+        finally:
+            if app.db is not None:
+                app.db.close()
+            app.pool.submit(lambda: db.close()).result()
+            app.pool.shutdown()

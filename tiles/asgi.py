@@ -5,8 +5,11 @@ Why: under ASGI, Django runs each request's sync code in a fresh thread, and its
 connections are per thread, so every tile request through a Django view opened a new PostgreSQL
 connection (~40 ms, most of a tile's time). The tile URLs MapLibre and QGIS fetch carry a
 signed token (?t=), so they need neither a session nor middleware: this wrapper answers them
-directly. 304s and hits in the process's cache are answered on the event loop; misses run
-tiles.service.serve in a small pool of long-lived threads that keep their connections.
+directly. 304s and hits in the process's cache are answered on the event loop, and so are
+versioned misses, whose statement the loop runs over its own connections (tiles.loopdb). The rest
+(a derived table to rebuild, a Redis cache to look in, URLs without `v`, a statement that failed
+on the loop) runs tiles.service.serve in a small pool of long-lived threads that keep their
+connections.
 
 Everything else (pages, APIs, WebSockets, tile URLs without a token) goes to the wrapped
 application unchanged, and a tile answered here is byte for byte what the Django view answers."""
@@ -21,25 +24,31 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl
 
-from django.db import connection
-from django.http import QueryDict
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from config.problems import PROBLEM_CONTENT_TYPE, Problem
+from tiles import derived
 from tiles.auth import read_token
+from tiles.cache import tile_cache
+from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
 from tiles.params import parse_filters, parse_layers, parse_tile
-from tiles.service import TileAnswer, answer_without_database, http_parts, serve
-from tiles.sql import TileQuery
+from tiles.service import TileAnswer, answer_without_database, compress, http_parts, serve, versioned_miss
+from tiles.sql import TileQuery, derived_layers, tile_sql
 from tiles.views import accepts_gzip
 
 log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"^/tiles/(?P<layers>[^/]+)/(?P<z>[^/]+)/(?P<x>[^/]+)/(?P<y>[^/]+)\.mvt$")
-# Threads that run tile statements, per worker process: about the database's useful parallelism.
+# Per worker process: the threads that serve the misses the event loop does not (tiles.loopdb).
 DB_THREADS = int(os.environ.get("ONEMAP_TILE_DB_THREADS", "4"))
-# Misses run in this thread pool, not on the event loop over an async connection: tried, and on 2
-# shared cores the pool was as fast at concurrency 1 and faster at 8, where libpq and zlib overlap
-# outside the GIL (bench/RESULTS.md, 2026-11 cold-path run).
+# Per worker process: the connections versioned misses run their statement on from the event loop
+# (tiles.loopdb); 0 sends every miss to the thread pool, as before. Two per worker kept the 2-core
+# bench machine busy; more statements in flight only made them queue in PostgreSQL.
+LOOP_CONNECTIONS = int(os.environ.get("ONEMAP_TILE_LOOP_CONNECTIONS", "2"))
 
 
 # How long a pool thread keeps a connection taken from psycopg's pool before handing it back.
@@ -52,45 +61,70 @@ def keep_connection_fresh() -> None:
     rule (CONN_MAX_AGE = 0) would hand the connection back after every tile and take one again
     (~0.7 ms, and the connection's prepared tile statements would go with it), so a pool thread
     keeps its connection for KEEP_CONNECTION_S instead."""
-    if connection.connection is None:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
+    if db.connection is None:
         return
-    pooled = "pool" in connection.settings_dict["OPTIONS"]
+    pooled = "pool" in db.settings_dict["OPTIONS"]
     if not pooled:
-        connection.close_if_unusable_or_obsolete()
+        db.close_if_unusable_or_obsolete()
         return
-    if connection.errors_occurred:
-        if not connection.is_usable():
-            connection.close()
+    if db.errors_occurred:
+        if not db.is_usable():
+            db.close()
             return
-        connection.errors_occurred = False
-    if not connection.get_autocommit():
-        connection.close()
+        db.errors_occurred = False
+    if not db.get_autocommit():
+        db.close()
         return
-    opened = connection.close_at  # Django sets it to connect time + CONN_MAX_AGE (0 with a pool)
+    opened = db.close_at  # Django sets it to connect time + CONN_MAX_AGE (0 with a pool)
     if opened is not None and time.monotonic() - opened > KEEP_CONNECTION_S:
-        connection.close()
+        db.close()
 
 
 def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None) -> TileAnswer:
     keep_connection_fresh()
-    return serve(tq, version, if_none_match)
+    return serve(tq, version, if_none_match, checked_locally=version is not None)
+
+
+def query_params(raw: bytes) -> dict[str, str]:
+    """The query string as QueryDict reads it (UTF-8, else Latin-1; blank values kept; a repeated
+    parameter's last value wins, as QueryDict.get; at most DATA_UPLOAD_MAX_NUMBER_FIELDS, else
+    ValueError), as a plain dict: building a QueryDict cost ~4x more on the event loop."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS))
 
 
 class TileFastPath:
-    def __init__(self, app: Any, threads: int = DB_THREADS) -> None:
+    def __init__(self, app: Any, threads: int = DB_THREADS, loop_connections: int = LOOP_CONNECTIONS) -> None:
         self.app = app
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiles-db")
+        self.db = LoopDatabase(loop_connections, connect_like_django, self.pool) if loop_connections > 0 else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        match = TILE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-        query = QueryDict(scope.get("query_string", b"")) if match else None
-        if match is None or query is None or "t" not in query or scope["method"] not in ("GET", "HEAD"):
+        match = TILE_PATH.match(scope["path"]) if scope["type"] == "http" else None
+        query = None
+        if match is not None and scope["method"] in ("GET", "HEAD"):
+            try:
+                query = query_params(scope.get("query_string", b""))
+            except ValueError:  # too many fields: Django answers that (400)
+                query = None
+        if query is None or "t" not in query:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        assert match is not None  # for mypy: query is only set when the path matched
+        if_none_match = accept_encoding = ""
+        for name, value in scope["headers"]:  # only the two headers a tile answer depends on
+            name = name.lower()
+            if name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
         try:
-            status, response_headers, body = await self.answer(match, query, headers)
+            status, response_headers, body = await self.answer(match, query, if_none_match or None, accept_encoding)
         except Problem as problem:
             status, body = problem.status, json.dumps(problem.body(), ensure_ascii=False).encode()
             response_headers = [("Content-Type", PROBLEM_CONTENT_TYPE), *problem.headers.items()]
@@ -99,15 +133,36 @@ class TileFastPath:
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
-    async def answer(self, match: re.Match[str], query: QueryDict,
-                     headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def answer(self, match: re.Match[str], query: dict[str, str], if_none_match: str | None,
+                     accept_encoding: str) -> tuple[int, list[tuple[str, str]], bytes]:
         zoom, col, row = parse_tile(match["z"], match["x"], match["y"])
         layer_queries = parse_filters(parse_layers(match["layers"]), query)
-        user = read_token(query.get("t") or "")  # present (checked in __call__), maybe empty
+        user = read_token(query["t"])  # present (checked in __call__), maybe empty
         tq = TileQuery(layer_queries, zoom, col, row, user.jurisdiction)
-        version, if_none_match = query.get("v"), headers.get("if-none-match")
+        version = query.get("v")
         answer = answer_without_database(tq, version, if_none_match) if version is not None else None
         if answer is None:
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.pool, serve_in_pool, tq, version, if_none_match)
-        return http_parts(answer, accepts_gzip(headers.get("accept-encoding", "")))
+            if version is not None and self.db is not None:
+                answer = await self.render_on_loop(tq, version)
+            if answer is None:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self.pool, serve_in_pool, tq, version, if_none_match)
+        return http_parts(answer, accepts_gzip(accept_encoding))
+
+    async def render_on_loop(self, tq: TileQuery, version: str) -> TileAnswer | None:
+        """A versioned miss, with its statement run from the event loop (tiles.loopdb); None when
+        the thread pool must do it: a shared (Redis) cache to look in first, a derived table to
+        rebuild, or a database error (the pool then serves it or reports it as Django would)."""
+        assert self.db is not None
+        cache = tile_cache()
+        if cache is not None and cache.redis is not None:  # a blocking network lookup comes first
+            return None
+        try:
+            tile, versions_json, built_json = await self.db.run(*tile_sql(tq))
+        except (LoopDatabaseError, psycopg.Error, OSError) as error:
+            log.warning("tile statement on the event loop failed, retried in the pool: %s", error)
+            return None
+        versions, built = json.loads(versions_json), json.loads(built_json)
+        if derived.stale_layers(derived_layers(tq), versions, built):
+            return None
+        return versioned_miss(tq, version, compress(tile), versions)

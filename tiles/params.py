@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from django.http import QueryDict
@@ -48,7 +49,7 @@ def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
     return zoom, col, row
 
 
-def parse_filters(layers: tuple[TileLayer, ...], query: QueryDict) -> tuple[LayerQuery, ...]:
+def parse_filters(layers: tuple[TileLayer, ...], query: QueryDict | Mapping[str, str]) -> tuple[LayerQuery, ...]:
     """Each filter parameter narrows every requested layer that declares it; a parameter that no
     requested layer declares is an error (a typo must not silently return everything)."""
     allowed = {f.param for layer in layers for f in layer.filters}
