@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 # How long a worker thread keeps a connection taken from psycopg's pool before handing it back.
 KEEP_CONNECTION_S = 300
@@ -18,21 +18,23 @@ KEEP_CONNECTION_S = 300
 def keep_connection_fresh() -> None:
     """Drop this thread's connection if it broke, was left in a transaction, or grew too old.
     With psycopg's pool, Django's own rule (CONN_MAX_AGE = 0) would hand the connection back after
-    every request and take one again (~0.7 ms), so the thread keeps it for KEEP_CONNECTION_S."""
-    if connection.connection is None:
+    every request and take one again (~0.7 ms, and the connection's prepared statements would go
+    with it), so the thread keeps it for KEEP_CONNECTION_S."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
+    if db.connection is None:
         return
-    pooled = "pool" in connection.settings_dict["OPTIONS"]
+    pooled = "pool" in db.settings_dict["OPTIONS"]
     if not pooled:
-        connection.close_if_unusable_or_obsolete()
+        db.close_if_unusable_or_obsolete()
         return
-    if connection.errors_occurred:
-        if not connection.is_usable():
-            connection.close()
+    if db.errors_occurred:
+        if not db.is_usable():
+            db.close()
             return
-        connection.errors_occurred = False
-    if not connection.get_autocommit():
-        connection.close()
+        db.errors_occurred = False
+    if not db.get_autocommit():
+        db.close()
         return
-    opened = connection.close_at  # Django sets it to connect time + CONN_MAX_AGE (0 with a pool)
+    opened = db.close_at  # Django sets it to connect time + CONN_MAX_AGE (0 with a pool)
     if opened is not None and time.monotonic() - opened > KEEP_CONNECTION_S:
-        connection.close()
+        db.close()

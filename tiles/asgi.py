@@ -21,15 +21,14 @@ import json
 import logging
 import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
 
+from config.dbthreads import keep_connection_fresh
 from config.problems import PROBLEM_CONTENT_TYPE, Problem
 from tiles import derived
 from tiles.auth import read_token
@@ -49,36 +48,6 @@ DB_THREADS = int(os.environ.get("ONEMAP_TILE_DB_THREADS", "4"))
 # (tiles.loopdb); 0 sends every miss to the thread pool, as before. Two per worker kept the 2-core
 # bench machine busy; more statements in flight only made them queue in PostgreSQL.
 LOOP_CONNECTIONS = int(os.environ.get("ONEMAP_TILE_LOOP_CONNECTIONS", "2"))
-
-
-# How long a pool thread keeps a connection taken from psycopg's pool before handing it back.
-KEEP_CONNECTION_S = 300
-
-
-def keep_connection_fresh() -> None:
-    """These threads live on, and so do their connections: drop one that broke or grew too old
-    (what Django's request signals do for a request thread). With psycopg's pool, Django's own
-    rule (CONN_MAX_AGE = 0) would hand the connection back after every tile and take one again
-    (~0.7 ms, and the connection's prepared tile statements would go with it), so a pool thread
-    keeps its connection for KEEP_CONNECTION_S instead."""
-    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
-    if db.connection is None:
-        return
-    pooled = "pool" in db.settings_dict["OPTIONS"]
-    if not pooled:
-        db.close_if_unusable_or_obsolete()
-        return
-    if db.errors_occurred:
-        if not db.is_usable():
-            db.close()
-            return
-        db.errors_occurred = False
-    if not db.get_autocommit():
-        db.close()
-        return
-    opened = db.close_at  # Django sets it to connect time + CONN_MAX_AGE (0 with a pool)
-    if opened is not None and time.monotonic() - opened > KEEP_CONNECTION_S:
-        db.close()
 
 
 def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None) -> TileAnswer:
