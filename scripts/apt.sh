@@ -7,6 +7,7 @@ PACKAGES=(
   fonts-noto-cjk                                   # Chinese labels, rendered locally
   redis-server                                     # the shared channel layer and tile cache
   chromium                                         # browser tests (Playwright drives Debian's build)
+  wrk                                              # bench/tiles.py's HTTP load generator (C, like pgbench)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

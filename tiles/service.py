@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from isal import igzip
 
 from geo.ogc.registry import JURISDICTION
 from tiles import derived
@@ -33,8 +34,9 @@ from tiles.sql import TileQuery, derived_layers, tile_sql, versions_sql
 IMMUTABLE = "private, max-age=31536000, immutable"
 REVALIDATE = "private, no-cache"
 VERSIONED_TTL_S = 7 * 24 * 3600
-# zlib level 1: at z12 (~30 KB raw) ~3x faster than level 6 for ~10% more bytes; this runs on every
-# uncached tile, and a cached tile is compressed once.
+# gzip level 1 with Intel ISA-L (isal): at z14 ~50 us a tile instead of ~150 us with zlib's level 1
+# (itself ~3x faster than level 6 at z12 for ~10% more bytes), for about the same size; this runs
+# on every uncached tile, and a cached tile is compressed once.
 GZIP_LEVEL = 1
 MVT = "application/vnd.mapbox-vector-tile"
 # Django opens its psycopg connections with prepare_threshold=None, and psycopg then ignores
@@ -97,7 +99,7 @@ def tile_row(row: tuple[Any, Any, Any]) -> tuple[bytes, dict[str, int], dict[str
 
 
 def compress(tile: bytes) -> bytes:
-    return gzip.compress(tile, GZIP_LEVEL, mtime=0) if tile else b""
+    return igzip.compress(tile, GZIP_LEVEL, mtime=0) if tile else b""
 
 
 def render(tq: TileQuery) -> tuple[bytes, dict[str, int]]:
