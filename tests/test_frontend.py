@@ -46,7 +46,8 @@ def test_map_page_loads_only_our_own_static_files(client) -> None:  # type: igno
 
     urls = ATTRIBUTE_URL_RE.findall(html)
     scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
-    assert scripts == ["/static/vendor/maplibre-gl/maplibre-gl.js", "/static/frontend/one_map.js"]
+    assert scripts == ["/static/vendor/maplibre-gl/maplibre-gl.js", "/static/frontend/one_map.js",
+                       "/static/frontend/live_units.js"]
     for url in urls:
         assert url.startswith("/") and not url.startswith("//"), url
         if url.startswith("/static/"):
