@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import psycopg
@@ -29,20 +31,29 @@ def _conninfo(dbname: str) -> str:
                                           port=d["PORT"] or None, password=d["PASSWORD"] or None)
 
 
-@pytest.fixture(scope="module")
-def db():
+@contextmanager
+def scratch_database(name: str) -> Iterator[psycopg.Connection]:
+    """A fresh PostGIS database of its own (the migration rewrites whole tables), dropped after."""
     try:
         admin = psycopg.connect(_conninfo("postgres"), autocommit=True)
     except psycopg.OperationalError as e:
         pytest.skip(f"no PostgreSQL: {e}")
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}"')
-    admin.execute(f'CREATE DATABASE "{SCRATCH}"')
-    conn = psycopg.connect(_conninfo(SCRATCH), autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    conn = psycopg.connect(_conninfo(name), autocommit=True)
     conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    yield conn
-    conn.close()
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}"')
-    admin.close()
+    try:
+        yield conn
+    finally:
+        conn.close()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def db():
+    with scratch_database(SCRATCH) as conn:
+        yield conn
 
 
 @pytest.fixture

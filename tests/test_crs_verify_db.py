@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
-import psycopg
 import pyogrio
 import pytest
 import shapely
@@ -18,25 +17,15 @@ from geo import migrate_db, verify_db
 from geo.crs import files
 from geo.crs.transform import build_transform
 from tests.test_crs_cli import ROOT
-from tests.test_crs_db import SCRATCH, URL, _conninfo
+from tests.test_crs_db import SCRATCH, URL, scratch_database
 
 SCRATCH_V = SCRATCH + "_verify"
 
 
 @pytest.fixture(scope="module")
 def db():
-    try:
-        admin = psycopg.connect(_conninfo("postgres"), autocommit=True)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"no PostgreSQL: {e}")
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_V}"')
-    admin.execute(f'CREATE DATABASE "{SCRATCH_V}"')
-    conn = psycopg.connect(_conninfo(SCRATCH_V), autocommit=True)
-    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    yield conn
-    conn.close()
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_V}"')
-    admin.close()
+    with scratch_database(SCRATCH_V) as conn:
+        yield conn
 
 
 @pytest.fixture
