@@ -13,7 +13,6 @@ import sys
 from html.parser import HTMLParser
 
 import numpy as np
-import psycopg
 import pytest
 
 from geo import migrate_db
@@ -23,7 +22,7 @@ from geo.crs.models import save_params
 from geo.crs.report_html import fit_report_html
 from tests.crs_synthetic import bursa_points, helmert_points, write_pairs_csv
 from tests.test_crs_cli import ROOT, crs
-from tests.test_crs_db import SCRATCH, URL, _conninfo
+from tests.test_crs_db import SCRATCH, URL, scratch_database
 
 SCRATCH_REP = SCRATCH + "_rep"
 
@@ -225,22 +224,12 @@ def test_html_without_points_has_no_plot_but_every_table():
 
 @pytest.fixture(scope="module")
 def scratch():
-    try:
-        admin = psycopg.connect(_conninfo("postgres"), autocommit=True)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"no PostgreSQL: {e}")
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_REP}"')
-    admin.execute(f'CREATE DATABASE "{SCRATCH_REP}"')
-    conn = psycopg.connect(_conninfo(SCRATCH_REP), autocommit=True)
-    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    conn.execute("CREATE TABLE geo_crsr_sites (code text PRIMARY KEY, geom geometry(Point, 4490) NOT NULL, "
-                 "geom_3857 geometry(Point, 3857) GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED)")
-    conn.execute("INSERT INTO geo_crsr_sites SELECT 'S' || i, ST_SetSRID(ST_MakePoint(116 + i * 0.001, 39.9), 4490) "
-                 "FROM generate_series(1, 300) i")
-    yield conn
-    conn.close()
-    admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_REP}"')
-    admin.close()
+    with scratch_database(SCRATCH_REP) as conn:
+        conn.execute("CREATE TABLE geo_crsr_sites (code text PRIMARY KEY, geom geometry(Point, 4490) NOT NULL, "
+                     "geom_3857 geometry(Point, 3857) GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED)")
+        conn.execute("INSERT INTO geo_crsr_sites SELECT 'S' || i, ST_SetSRID(ST_MakePoint(116 + i * 0.001, 39.9), 4490) "
+                     "FROM generate_series(1, 300) i")
+        yield conn
 
 
 def test_migration_html_report_from_the_cli(scratch, tmp_path):
