@@ -386,7 +386,7 @@ def test_loop_and_pool_misses_answer_as_the_view_does(client, layers, query, z) 
             assert (status, headers["etag"], body) == (200, expected["ETag"], expected.content)
             if app.db is not None:  # run on the loop: one connection, its statement prepared once
                 asyncio.run(asgi_get(app, url, {}))
-                assert app.db.count == 1 and len(app.db.idle[0].prepared) == 1
+                assert len(app.db.connections) == 1 and len(app.db.connections[0].prepared) == 1
         finally:
             if app.db is not None:
                 app.db.close()

@@ -17,6 +17,7 @@ application unchanged, and a tile answered here is byte for byte what the Django
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from tiles import derived
 from tiles.auth import read_token
 from tiles.cache import tile_cache
 from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
-from tiles.params import parse_filters, parse_layers, parse_tile
+from tiles.params import checked_layers, parse_tile
 from tiles.service import TileAnswer, answer_without_database, compress, http_parts, serve, versioned_miss
 from tiles.sql import TileQuery, derived_layers, tile_sql
 from tiles.views import accepts_gzip
@@ -44,10 +45,11 @@ log = logging.getLogger(__name__)
 TILE_PATH = re.compile(r"^/tiles/(?P<layers>[^/]+)/(?P<z>[^/]+)/(?P<x>[^/]+)/(?P<y>[^/]+)\.mvt$")
 # Per worker process: the threads that serve the misses the event loop does not (tiles.loopdb).
 DB_THREADS = int(os.environ.get("ONEMAP_TILE_DB_THREADS", "4"))
-# Per worker process: the connections versioned misses run their statement on from the event loop
-# (tiles.loopdb); 0 sends every miss to the thread pool, as before. Two per worker kept the 2-core
-# bench machine busy; more statements in flight only made them queue in PostgreSQL.
-LOOP_CONNECTIONS = int(os.environ.get("ONEMAP_TILE_LOOP_CONNECTIONS", "2"))
+# Per worker process: the pipelined connections versioned misses run their statement on from the
+# event loop (tiles.loopdb); 0 sends every miss to the thread pool. One per worker measured best on
+# the 2-core bench machine (z14, concurrency 8: ~2,880 vs ~2,430 tiles/s with two): statements
+# queue in the pipeline rather than in PostgreSQL, and arrive there in batches.
+LOOP_CONNECTIONS = int(os.environ.get("ONEMAP_TILE_LOOP_CONNECTIONS", "1"))
 
 
 def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None) -> TileAnswer:
@@ -63,7 +65,26 @@ def query_params(raw: bytes) -> dict[str, str]:
         text = raw.decode()
     except UnicodeDecodeError:
         text = raw.decode("iso-8859-1")
-    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS))
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=limit))
+    # Nothing to unquote (a tile URL as TileJSON writes it): parse_qsl's result, at a third of its cost.
+    fields = text.split("&")
+    if limit is not None and len(fields) > limit:
+        raise ValueError("Max number of fields exceeded")
+    query = {}
+    for field in fields:
+        if field:
+            name, _, value = field.partition("=")
+            query[name] = value
+    return query
+
+
+@functools.lru_cache(maxsize=256)
+def parsed_json(text: bytes) -> Any:
+    """The versions a tile statement returns, parsed once per distinct text (they change only
+    when the data does). Shared: callers only read them."""
+    return json.loads(text)
 
 
 class TileFastPath:
@@ -105,7 +126,7 @@ class TileFastPath:
     async def answer(self, match: re.Match[str], query: dict[str, str], if_none_match: str | None,
                      accept_encoding: str) -> tuple[int, list[tuple[str, str]], bytes]:
         zoom, col, row = parse_tile(match["z"], match["x"], match["y"])
-        layer_queries = parse_filters(parse_layers(match["layers"]), query)
+        layer_queries = checked_layers(match["layers"], query)
         user = read_token(query["t"])  # present (checked in __call__), maybe empty
         tq = TileQuery(layer_queries, zoom, col, row, user.jurisdiction)
         version = query.get("v")
@@ -131,7 +152,7 @@ class TileFastPath:
         except (LoopDatabaseError, psycopg.Error, OSError) as error:
             log.warning("tile statement on the event loop failed, retried in the pool: %s", error)
             return None
-        versions, built = json.loads(versions_json), json.loads(built_json)
+        versions, built = parsed_json(versions_json), parsed_json(built_json)
         if derived.stale_layers(derived_layers(tq), versions, built):
             return None
         return versioned_miss(tq, version, compress(tile), versions)

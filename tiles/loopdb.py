@@ -1,25 +1,39 @@
-"""Tile statements run from the event loop, over libpq's non-blocking API (used by tiles.asgi).
+"""Tile statements run from the event loop, over libpq's non-blocking API in pipeline mode (used
+by tiles.asgi).
 
-Why: a miss handed to a thread pool cost more than the statement itself. Each hop to a pool
-thread and back is ~40-90 us of CPU, and the event loop and the pool threads then take the GIL
-from one another (several context switches per tile): on the 2-core bench machine, z14 tiles at
-concurrency 8 ran at ~700/s through the pool and ~1,200/s with the same statement run on the loop.
-Here the loop sends the statement and waits for the socket like any other I/O, so no thread is
-involved and a slow tile does not hold up the other requests of the worker.
+Why the event loop: a miss handed to a thread pool cost more than the statement itself. Each hop
+to a pool thread and back is ~40-90 us of CPU, and the event loop and the pool threads then take
+the GIL from one another: on the 2-core bench machine, z14 tiles at concurrency 8 ran at ~700/s
+through the pool and ~1,200/s with the same statement run on the loop.
 
-Deliberately small: a few connections per worker process, each with its own prepared statements
-(one per statement text, that is per request shape, as psycopg's prepare=True), text parameters
-typed by PostgreSQL as pgbench's are, binary results. Anything unusual goes back to the caller
-as an exception, and the caller serves that tile through the thread pool instead."""
+Why pipeline mode: on a busy machine the costly part of a statement was no longer the SQL but the
+hand-over. Each statement sent woke a PostgreSQL backend, which preempted the worker (~1.8
+involuntary context switches per tile), and each answer woke the worker again; every switch also
+costs the Python process its CPU caches. Here the statements of the requests that arrive in one
+turn of the event loop are queued on one connection and sent in one write, with one Sync, so
+PostgreSQL runs them back to back and the loop reads several answers per wake-up.
+
+The protocol, as libpq's pipeline mode has it: the results of each statement end with a NULL
+result; a Sync answers with one PIPELINE_SYNC result. Statements between two Syncs run in one
+implicit transaction, so an error in one aborts the rest of its batch (PIPELINE_ABORTED): those
+did not run, and are sent again once, in the next batch. A statement that fails, a broken
+connection, or anything unexpected raises LoopDatabaseError, and the caller serves that tile
+through the thread pool instead. A request cancelled meanwhile just leaves its answer unread.
+
+Deliberately small: a few connections per worker process, each bound to the event loop that
+opened it, with its own prepared statements (one per statement text, that is per request shape,
+as psycopg's prepare=True), text parameters typed by PostgreSQL as pgbench's are, binary results."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -30,10 +44,11 @@ from tiles.sql import Params
 # A connection is replaced after this long, as the pool threads' are (tiles.asgi).
 KEEP_CONNECTION_S = 300
 PLACEHOLDER = re.compile(r"%s|%%")
+Row = tuple[bytes, bytes, bytes]
 
 
 class LoopDatabaseError(Exception):
-    """The statement failed or the connection broke; the connection has been dropped."""
+    """The statement failed, or the connection broke (and was dropped)."""
 
 
 def numbered(sql: str) -> bytes:
@@ -60,134 +75,230 @@ def text_param(value: object) -> bytes:
     return str(value).encode()
 
 
-class LoopConnection:
-    def __init__(self, conn: psycopg.Connection) -> None:
+@dataclass
+class Pending:
+    """What the connection waits for, in the order PostgreSQL answers: a PREPARE, a statement
+    (with the future of its row), or a Sync."""
+
+    kind: str  # "prepare" | "query" | "sync"
+    sql: str = ""
+    params: list[bytes] = field(default_factory=list)
+    future: asyncio.Future[Row] | None = None
+    retried: bool = False
+    error: str = ""  # set when its PREPARE failed: the statement fails with that error
+
+
+class PipelinedConnection:
+    def __init__(self, conn: psycopg.Connection, loop: asyncio.AbstractEventLoop) -> None:
         self.conn = conn
         self.pgconn = conn.pgconn
+        self.loop = loop
         self.pgconn.nonblocking = 1
+        self.pgconn.enter_pipeline_mode()
+        self.fd = self.pgconn.socket
         self.prepared: dict[str, bytes] = {}
+        self.pending: deque[Pending] = deque()
+        self.results: list[pq.abc.PGresult] = []  # of the statement being read
+        self.batch_open = False
+        self.batches = 0  # Syncs sent: the number of batches (tests, and to see how much they group)
+        self.writing = False
+        self.closed = False
         self.opened = time.monotonic()
+        loop.add_reader(self.fd, self.read)
 
-    async def wait(self, writing: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        fd = self.pgconn.socket
-        add: Callable[..., None] = loop.add_writer if writing else loop.add_reader
-        remove = loop.remove_writer if writing else loop.remove_reader
+    @property
+    def old(self) -> bool:
+        return time.monotonic() - self.opened >= KEEP_CONNECTION_S
 
-        def wake() -> None:
-            remove(fd)
-            if not ready.done():
-                ready.set_result(None)
+    @property
+    def in_flight(self) -> int:
+        return len(self.pending)
 
-        # Registered per wait (keeping the socket registered for the connection's life measured
-        # no cheaper, and this leaves nothing behind when a connection or a loop goes away).
-        add(fd, wake)
+    def submit(self, sql: str, params: list[bytes], retried: bool = False) -> asyncio.Future[Row]:
+        future: asyncio.Future[Row] = self.loop.create_future()
+        if self.closed:
+            future.set_exception(LoopDatabaseError("the connection is closed"))
+            return future
         try:
-            await ready
-        finally:
-            remove(fd)
+            name = self.prepared.get(sql)
+            if name is None:
+                name = f"onemap_tile_{len(self.prepared)}".encode()
+                self.pgconn.send_prepare(name, numbered(sql))
+                self.pending.append(Pending("prepare", sql))
+                self.prepared[sql] = name
+            self.pgconn.send_query_prepared(name, params, result_format=1)
+        except psycopg.Error as error:
+            self.fail(error)
+            future.set_exception(LoopDatabaseError(str(error)))
+            return future
+        self.pending.append(Pending("query", sql, params, future, retried))
+        if not self.batch_open:  # the Sync (and the write) once this turn of the loop is done
+            self.batch_open = True
+            self.loop.call_soon(self.end_batch)
+        return future
 
-    def close(self) -> None:
-        self.conn.close()
+    def end_batch(self) -> None:
+        self.batch_open = False
+        if self.closed:
+            return
+        try:
+            self.pgconn.pipeline_sync()  # sends what it can without blocking
+            self.pending.append(Pending("sync"))
+            self.batches += 1
+            self.flush()
+        except psycopg.Error as error:
+            self.fail(error)
 
-    async def results(self) -> list[pq.abc.PGresult]:
+    def flush(self) -> None:
+        unsent = self.pgconn.flush()
+        if unsent and not self.writing:
+            self.writing = True
+            self.loop.add_writer(self.fd, self.write)
+        elif not unsent and self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+
+    def write(self) -> None:
+        try:
+            self.flush()
+        except psycopg.Error as error:
+            self.fail(error)
+
+    def read(self) -> None:
         pgconn = self.pgconn
-        while pgconn.flush() == 1:
-            await self.wait(writing=True)
-        results: list[pq.abc.PGresult] = []
-        while True:
+        try:
             pgconn.consume_input()
             while not pgconn.is_busy():
                 result = pgconn.get_result()
                 if result is None:
-                    return results
-                results.append(result)
-            await self.wait()
+                    if not self.results:
+                        break  # nothing more has arrived
+                    self.finish(self.results)
+                    self.results = []
+                elif result.status == pq.ExecStatus.PIPELINE_SYNC:
+                    if not self.pending or self.pending.popleft().kind != "sync":
+                        raise LoopDatabaseError("a Sync answered out of turn")
+                else:
+                    self.results.append(result)
+        except (psycopg.Error, LoopDatabaseError) as error:
+            self.fail(error)
+        if self.old and not self.pending:
+            self.close()
 
-    async def one(self, expected: pq.ExecStatus) -> pq.abc.PGresult:
-        results = await self.results()
-        if len(results) != 1 or results[0].status != expected:
-            message = results[-1].error_message.decode(errors="replace") if results else "no result"
-            raise LoopDatabaseError(message)
-        return results[0]
+    def finish(self, results: list[pq.abc.PGresult]) -> None:
+        """The results of the oldest statement sent."""
+        if not self.pending or self.pending[0].kind == "sync":
+            raise LoopDatabaseError("a result came for no statement")
+        item = self.pending.popleft()
+        result = results[-1]
+        status = result.status
+        error = result.error_message.decode(errors="replace").strip() or pq.ExecStatus(status).name
+        severity = result.error_field(pq.DiagnosticField.SEVERITY_NONLOCALIZED)
+        if item.kind == "prepare":
+            if status != pq.ExecStatus.COMMAND_OK:
+                del self.prepared[item.sql]
+                if self.pending and self.pending[0].kind == "query":  # its statement: aborted, and failed for this
+                    self.pending[0].error = error
+        elif item.future is not None and not item.future.done():  # (done: the request was cancelled)
+            if status == pq.ExecStatus.PIPELINE_ABORTED and not item.error and not item.retried:
+                # An earlier statement of the batch failed; this one never ran: send it again.
+                retry = self.submit(item.sql, item.params, retried=True)
+                retry.add_done_callback(functools.partial(relay, target=item.future))
+            elif len(results) != 1 or status != pq.ExecStatus.TUPLES_OK:
+                item.future.set_exception(LoopDatabaseError(item.error or error))
+            elif result.ntuples != 1 or any(result.get_value(0, c) is None for c in range(3)):
+                item.future.set_exception(LoopDatabaseError("the tile statement returned no row"))
+            else:
+                item.future.set_result((result.get_value(0, 0), result.get_value(0, 1), result.get_value(0, 2)))  # type: ignore[arg-type]
+        if severity in (b"FATAL", b"PANIC"):  # the server is closing this connection
+            raise LoopDatabaseError(error)
 
-    async def run(self, sql: str, params: Params) -> tuple[bytes, bytes, bytes]:
-        name = self.prepared.get(sql)
-        if name is None:
-            name = f"onemap_tile_{len(self.prepared)}".encode()
-            self.pgconn.send_prepare(name, numbered(sql))
-            await self.one(pq.ExecStatus.COMMAND_OK)
-            self.prepared[sql] = name
-        self.pgconn.send_query_prepared(name, [text_param(p) for p in params], result_format=1)
-        result = await self.one(pq.ExecStatus.TUPLES_OK)
-        values = [result.get_value(0, column) for column in range(3)]
-        if result.ntuples != 1 or any(v is None for v in values):
-            raise LoopDatabaseError("the tile statement returned no row")
-        return values[0], values[1], values[2]  # type: ignore[return-value]
+    def fail(self, error: BaseException) -> None:
+        """The connection is unusable: every statement still waiting fails, and it is closed."""
+        pending, self.pending = self.pending, deque()
+        for item in pending:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(LoopDatabaseError(f"connection lost: {error}"))
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+            if self.writing:
+                self.loop.remove_writer(self.fd)
+        for item in self.pending:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(LoopDatabaseError("the connection was closed"))
+        self.pending.clear()
+        self.conn.close()
+
+
+def relay(done: asyncio.Future[Row], *, target: asyncio.Future[Row]) -> None:
+    if target.done():
+        return
+    if done.cancelled():
+        target.cancel()
+    elif (error := done.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(done.result())
 
 
 class LoopDatabase:
-    """Up to `size` connections of one worker process; a request waits for a free one."""
+    """Up to `size` pipelined connections of one worker process; a statement goes to the one with
+    the fewest statements in flight, and a second connection is opened only when all are busy."""
 
     def __init__(self, size: int, connect: Callable[[], psycopg.Connection], executor: Executor) -> None:
         self.size = size
         self.connect = connect  # blocking: runs in `executor`
         self.executor = executor
-        self.idle: list[LoopConnection] = []
-        self.count = 0
-        self.waiting: deque[asyncio.Future[None]] = deque()
+        self.connections: list[PipelinedConnection] = []
+        self.opening: asyncio.Task[PipelinedConnection] | None = None
 
-    async def acquire(self) -> LoopConnection:
-        while True:
-            while self.idle:
-                conn = self.idle.pop()
-                if time.monotonic() - conn.opened < KEEP_CONNECTION_S and conn.pgconn.status == pq.ConnStatus.OK:
-                    return conn
-                self.drop(conn)
-            if self.count < self.size:
-                self.count += 1
-                try:
-                    raw = await asyncio.get_running_loop().run_in_executor(self.executor, self.connect)
-                except BaseException:
-                    self.count -= 1
-                    self.wake_one()
-                    raise
-                return LoopConnection(raw)
-            ready = asyncio.get_running_loop().create_future()
-            self.waiting.append(ready)
-            await ready
+    async def run(self, sql: str, params: Params) -> Row:
+        conn = await self.connection()
+        return await conn.submit(sql, [text_param(p) for p in params])
 
-    def wake_one(self) -> None:
-        while self.waiting:
-            ready = self.waiting.popleft()
-            if not ready.done():
-                ready.set_result(None)
-                return
+    async def connection(self) -> PipelinedConnection:
+        loop = asyncio.get_running_loop()
+        usable = []
+        for conn in list(self.connections):
+            if conn.closed or conn.loop is not loop:
+                self.connections.remove(conn)
+                conn.close()
+            elif not conn.old:
+                usable.append(conn)
+            elif not conn.pending:
+                self.connections.remove(conn)
+                conn.close()
+            # else: an old connection with statements in flight takes no new ones (read() closes it)
+        best = min(usable, key=lambda c: c.in_flight, default=None)
+        if self.opening is not None and self.opening.get_loop() is not loop:
+            self.opening = None  # left over from an event loop that is gone (tests)
+        if self.opening is not None:  # one connection opens at a time; meanwhile use what there is
+            return best if best is not None else await asyncio.shield(self.opening)
+        if best is not None and (best.in_flight == 0 or len(usable) >= self.size):
+            return best
+        self.opening = loop.create_task(self.open(loop))
+        # Shielded: a request cancelled meanwhile must not cancel the connection the others wait for.
+        return await asyncio.shield(self.opening)
 
-    def drop(self, conn: LoopConnection) -> None:
-        self.count -= 1
-        conn.close()
-
-    async def run(self, sql: str, params: Params) -> tuple[bytes, bytes, bytes]:
-        conn = await self.acquire()
+    async def open(self, loop: asyncio.AbstractEventLoop) -> PipelinedConnection:
         try:
-            row = await conn.run(sql, params)
-        except BaseException:
-            # A failed statement, a broken socket or a cancelled request (whose result would
-            # still be on the wire): the connection's state is unknown, so it goes.
-            self.drop(conn)
-            self.wake_one()
-            raise
-        self.idle.append(conn)
-        self.wake_one()
-        return row
+            raw = await loop.run_in_executor(self.executor, self.connect)
+            conn = PipelinedConnection(raw, loop)
+            self.connections.append(conn)
+            return conn
+        finally:
+            self.opening = None
 
     def close(self) -> None:
-        for conn in self.idle:
+        for conn in self.connections:
             conn.close()
-        self.count -= len(self.idle)
-        self.idle.clear()
+        self.connections.clear()
 
 
 def connect_like_django() -> psycopg.Connection:

@@ -82,3 +82,21 @@ def filter_query_string(layer_queries: tuple[LayerQuery, ...]) -> str:
     """The canonical filter part of a tile URL or cache key: sorted, one value list per parameter."""
     params = {f.param: ",".join(values) for lq in layer_queries for f, values in lq.filters}
     return urlencode(sorted(params.items()), safe=",")
+
+
+# Checked layer lists, per (layers, filter parameters) of the URL: a map asks for many tiles with the
+# same ones. Bounded; a request that is refused raises every time and is not remembered.
+CHECKED: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[LayerQuery, ...]] = {}
+MAX_CHECKED = 1024
+
+
+def checked_layers(raw_layers: str, query: Mapping[str, str]) -> tuple[LayerQuery, ...]:
+    """parse_filters(parse_layers(raw_layers), query), remembered."""
+    key = (raw_layers, tuple([(k, v) for k, v in query.items() if k not in RESERVED_PARAMS]))
+    found = CHECKED.get(key)
+    if found is None:
+        found = parse_filters(parse_layers(raw_layers), query)
+        if len(CHECKED) >= MAX_CHECKED:
+            CHECKED.clear()
+        CHECKED[key] = found
+    return found

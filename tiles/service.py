@@ -113,11 +113,23 @@ def render(tq: TileQuery) -> tuple[bytes, dict[str, int]]:
 
 
 def base_key(tq: TileQuery) -> str:
+    ids, rest = KEY_PARTS.get(tq.shape) or key_parts(tq)
+    return f"{ids}|{tq.z}/{tq.x}/{tq.y}|{rest}"
+
+
+KEY_PARTS: dict[tuple, tuple[str, str]] = {}
+
+
+def key_parts(tq: TileQuery) -> tuple[str, str]:
+    """The parts of a cache key that depend on the request's shape only, kept per shape."""
     ids = ",".join(lq.layer.id for lq in tq.layers)
     scoped = any(lq.layer.scope == JURISDICTION for lq in tq.layers)
     j = tq.jurisdiction
     scope = f"{j.level}:{j.district or ''}:{j.street or ''}" if scoped else "-"
-    return f"{ids}|{tq.z}/{tq.x}/{tq.y}|{filter_query_string(tq.layers)}|{scope}"
+    if len(KEY_PARTS) >= 1024:
+        KEY_PARTS.clear()
+    parts = KEY_PARTS[tq.shape] = (ids, f"{filter_query_string(tq.layers)}|{scope}")
+    return parts
 
 
 def etag_of(key: str) -> str:
@@ -135,7 +147,7 @@ def answer_without_database(tq: TileQuery, url_version: str, if_none_match: str 
     """For a versioned URL: a 304, or a hit in this process's cache; None if neither. Touches no
     database and no network, so tiles.asgi may call it on the event loop."""
     live = any(lq.layer.live for lq in tq.layers)
-    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
+    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S if live else 0
     bucket = f"|live:{int(time.time() // live_age)}" if live else ""
     key = f"{base_key(tq)}|{url_version}{bucket}"
     etag = etag_of(key)
@@ -164,7 +176,7 @@ def http_parts(answer: TileAnswer, gzip_ok: bool) -> tuple[int, list[tuple[str, 
 def versioned_miss(tq: TileQuery, url_version: str, gz: bytes, versions: dict[str, int]) -> TileAnswer:
     """The answer to a versioned URL that missed the cache, from the tile just rendered."""
     live = any(lq.layer.live for lq in tq.layers)
-    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S
+    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S if live else 0
     bucket = f"|live:{int(time.time() // live_age)}" if live else ""
     base = base_key(tq)
     if version_digest(tq, versions) == url_version:
