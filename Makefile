@@ -50,7 +50,8 @@ accounts: fixtures
 # Several worker processes share WebSocket subscribers and the tile cache through Redis: the
 # project-local one under .var/ unless REDIS_URL points elsewhere.
 SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
-	$(PY) -m uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
 serve:
 	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers)"

@@ -8,7 +8,7 @@ all connections are busy. Screens negotiate permessage-deflate as browsers do (-
 to measure without it).
 
 Start a server yourself against the dev database (fixtures loaded), then run, e.g.:
-    .venv/bin/python -m uvicorn config.asgi:application --port 18500 --no-access-log --log-level warning &
+    .venv/bin/python -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol --port 18500 --no-access-log --log-level warning &
     .venv/bin/python bench/fanout.py --url http://127.0.0.1:18500 --pid $! --duration 600
 Latency is measured per unit update: arrival time at the screen minus the server's commit time
 (committed_at in each frame record), on the same machine's clock.

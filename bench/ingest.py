@@ -2,7 +2,7 @@
 rows afterwards), and requests/s of the OsmAnd single-fix path.
 
 Start a server yourself against the dev database (fixtures loaded), then run, e.g.:
-    .venv/bin/python -m uvicorn config.asgi:application --port 18500 --no-access-log --log-level warning &
+    .venv/bin/python -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol --port 18500 --no-access-log --log-level warning &
     .venv/bin/python bench/ingest.py --url http://127.0.0.1:18500 --duration 30
 """
 

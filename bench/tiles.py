@@ -7,7 +7,7 @@ Tile list: every tile of z8-z11 over Beijing (lon 115.4-117.5, lat 39.4-41.1) an
 centre-weighted tiles (seeded) for each of z12-z16. Servers:
 - floor: OneMap's own tile statement through pgbench -M prepared (the tile address comes from a
   one-row lookup in an UNLOGGED list table, \\gset, in the same transaction);
-- onemap cold / warm: `uvicorn config.asgi:application --workers 2`, ONEMAP_TILE_CACHE=0 / 1,
+- onemap cold / warm: `uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol --workers 2`, ONEMAP_TILE_CACHE=0 / 1,
   the versioned, signed URLs TileJSON hands out, Accept-Encoding: gzip;
 - tipg: PyPI tipg in .var/bench-tipg, the same table and its indexed geom_3857 column
   (?geom-column=geom_3857), TIPG_TILE_RESOLUTION=4096, TIPG_TILE_BUFFER=64, no feature cap.
@@ -46,6 +46,7 @@ from django.db import connection  # noqa: E402
 
 from accounts.jurisdiction import Jurisdiction  # noqa: E402
 from bench.common import ROOT, command_line, percentiles, record, table  # noqa: E402
+from config.http import server_command  # noqa: E402
 from tiles import registry  # noqa: E402
 from tiles.auth import issue_token  # noqa: E402
 from tiles.service import current_versions, version_digest  # noqa: E402
@@ -236,8 +237,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def onemap(cache: bool, port: int) -> subprocess.Popen:
     env = {"ONEMAP_TILE_CACHE": "1" if cache else "0", "ONEMAP_TILE_CACHE_MB": "512", "PYTHONPATH": str(ROOT)}
-    cmd = [str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"]
+    cmd = server_command(str(ROOT / ".venv/bin/python"), "127.0.0.1", port, "--workers", "2", "--log-level", "warning")
     return start(cmd, env, port, onemap_path(8, 210, 96))
 
 

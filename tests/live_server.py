@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from config.http import server_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,8 +45,7 @@ def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.
     port = free_port()
     env = {**os.environ, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env)
+        server_command(sys.executable, "127.0.0.1", port, "--log-level", "warning"), cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -21,6 +21,7 @@ import pytest
 import redis
 from channels.db import database_sync_to_async
 
+from config.http import server_command
 from realtime.actions import do_ingest_fixes
 from tests.live_server import free_port, session_database_url
 from tests.realtime_support import WAIT, fix, run, world  # noqa: F401
@@ -96,8 +97,7 @@ def test_screen_over_the_redis_layer(world, redis_layer):  # noqa: F811
 def two_servers(redis_layer) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
     env = {**os.environ, "REDIS_URL": redis_layer, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1"}
     ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                                 "--port", str(port), "--no-access-log", "--log-level", "warning"],
+    servers = [subprocess.Popen(server_command(sys.executable, "127.0.0.1", port, "--log-level", "warning"),
                                 cwd=ROOT, env=env) for port in ports]
 
     def answering(port: int) -> bool:
