@@ -392,3 +392,45 @@ def test_loop_and_pool_misses_answer_as_the_view_does(client, layers, query, z) 
                 app.db.close()
             app.pool.submit(lambda: db.close()).result()
             app.pool.shutdown()
+
+
+@pytest.mark.django_db
+def test_fast_path_shares_misses_through_redis_on_the_loop(client, settings, redis_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With REDIS_URL (as `make serve` runs), a versioned miss still runs on the event loop: it asks
+    Redis with the asyncio client, renders over tiles.loopdb and stores the tile in Redis, where
+    another worker (its own fresh in-process cache) finds it without a statement."""
+    import asyncio
+
+    import redis
+
+    from tiles import asgi as tiles_asgi
+    from tiles.asgi import TileFastPath
+
+    settings.REDIS_URL = redis_url
+    login_as(client, "commander")
+    url = fill(template(client, "cameras"), *Z14)
+    tile_cache.reset()
+    expected = client.get(url, HTTP_ACCEPT_ENCODING="gzip")  # the Django view: stored in Redis
+    shared = redis.Redis.from_url(redis_url)
+    shared.flushall()  # from here on, only the fast paths fill it
+    monkeypatch.setattr(tiles_asgi, "serve_in_pool", lambda *args: pytest.fail("a miss went to the thread pool"))
+
+    async def unexpected(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise AssertionError(scope["path"])
+
+    first, second = TileFastPath(unexpected, threads=1), TileFastPath(unexpected, threads=1)
+    try:
+        tile_cache.reset()  # worker 1
+        status, headers, body = asyncio.run(asgi_get(first, url, {"Accept-Encoding": "gzip"}))
+        assert (status, headers["etag"], body) == (200, expected["ETag"], expected.content)
+        assert first.db is not None and first.db.connections[0].batches == 1  # rendered on the loop
+        assert len(shared.keys("onemap:tile:*")) == 1
+        tile_cache.reset()  # worker 2
+        status, headers, body = asyncio.run(asgi_get(second, url, {"Accept-Encoding": "gzip"}))
+        assert (status, body) == (200, expected.content)
+        assert second.db is not None and second.db.connections == []  # no statement: Redis had it
+    finally:
+        for app in (first, second):
+            assert app.db is not None
+            app.db.close()
+            app.pool.shutdown()

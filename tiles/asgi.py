@@ -6,10 +6,10 @@ connections are per thread, so every tile request through a Django view opened a
 connection (~40 ms, most of a tile's time). The tile URLs MapLibre and QGIS fetch carry a
 signed token (?t=), so they need neither a session nor middleware: this wrapper answers them
 directly. 304s and hits in the process's cache are answered on the event loop, and so are
-versioned misses, whose statement the loop runs over its own connections (tiles.loopdb). The rest
-(a derived table to rebuild, a Redis cache to look in, URLs without `v`, a statement that failed
-on the loop) runs tiles.service.serve in a small pool of long-lived threads that keep their
-connections.
+versioned misses: the shared Redis cache is asked with its asyncio client, and the statement runs
+over the loop's own pipelined connections (tiles.loopdb). The rest (a derived table to rebuild,
+URLs without `v`, a statement that failed on the loop) runs tiles.service.serve in a small pool
+of long-lived threads that keep their connections.
 
 Everything else (pages, APIs, WebSockets, tile URLs without a token) goes to the wrapped
 application unchanged, and a tile answered here is byte for byte what the Django view answers."""
@@ -36,7 +36,16 @@ from tiles.auth import read_token
 from tiles.cache import tile_cache
 from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
 from tiles.params import checked_layers, parse_tile
-from tiles.service import TileAnswer, answer_without_database, compress, http_parts, serve, versioned_miss
+from tiles.service import (
+    TileAnswer,
+    Versioned,
+    answer_without_database,
+    compress,
+    http_parts,
+    rendered_answer,
+    serve,
+    versioned,
+)
 from tiles.sql import TileQuery, derived_layers, tile_sql
 from tiles.views import accepts_gzip
 
@@ -130,23 +139,28 @@ class TileFastPath:
         user = read_token(query["t"])  # present (checked in __call__), maybe empty
         tq = TileQuery(layer_queries, zoom, col, row, user.jurisdiction)
         version = query.get("v")
-        answer = answer_without_database(tq, version, if_none_match) if version is not None else None
+        req = versioned(tq, version) if version is not None else None
+        answer = answer_without_database(req, if_none_match) if req is not None else None
         if answer is None:
-            if version is not None and self.db is not None:
-                answer = await self.render_on_loop(tq, version)
+            if req is not None and self.db is not None:
+                answer = await self.render_on_loop(req)
             if answer is None:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, serve_in_pool, tq, version, if_none_match)
         return http_parts(answer, accepts_gzip(accept_encoding))
 
-    async def render_on_loop(self, tq: TileQuery, version: str) -> TileAnswer | None:
-        """A versioned miss, with its statement run from the event loop (tiles.loopdb); None when
-        the thread pool must do it: a shared (Redis) cache to look in first, a derived table to
-        rebuild, or a database error (the pool then serves it or reports it as Django would)."""
+    async def render_on_loop(self, req: Versioned) -> TileAnswer | None:
+        """A versioned miss on the event loop: the shared (Redis) cache asked with its asyncio
+        client, the statement run over tiles.loopdb. None when the thread pool must serve it: a
+        derived table to rebuild, or a database error (the pool then serves it or reports it as
+        Django would)."""
         assert self.db is not None
         cache = tile_cache()
-        if cache is not None and cache.redis is not None:  # a blocking network lookup comes first
-            return None
+        if cache is not None and cache.redis is not None:
+            hit = await cache.shared_get(req.key)
+            if hit is not None:
+                return TileAnswer(200, hit, req.etag, req.control)
+        tq = req.tq
         try:
             tile, versions_json, built_json = await self.db.run(*tile_sql(tq))
         except (LoopDatabaseError, psycopg.Error, OSError) as error:
@@ -155,4 +169,7 @@ class TileFastPath:
         versions, built = parsed_json(versions_json), parsed_json(built_json)
         if derived.stale_layers(derived_layers(tq), versions, built):
             return None
-        return versioned_miss(tq, version, compress(tile), versions)
+        answer, keep = rendered_answer(req, compress(tile), versions)
+        if keep and cache is not None:
+            await cache.shared_set(req.key, answer.gz, req.ttl_s)
+        return answer

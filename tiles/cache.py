@@ -9,10 +9,12 @@ Redis is optional and never fatal: if it is down, tiles are computed as if it mi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from django.conf import settings
 
@@ -58,7 +60,10 @@ class TileCache:
     def __init__(self, max_bytes: int, redis_url: str = "", namespace: str = "") -> None:
         self.local = LruBytes(max_bytes)
         self.namespace = namespace
+        self.redis_url = redis_url
         self.redis = None
+        self.async_client: Any = None
+        self.async_loop: asyncio.AbstractEventLoop | None = None
         if redis_url:
             import redis
 
@@ -82,6 +87,42 @@ class TileCache:
         value = stored if isinstance(stored, bytes) else str(stored).encode()
         self.local.set(key, value)
         return value
+
+    def async_redis(self) -> Any:
+        """A redis.asyncio client for the running event loop (its connections belong to that loop)."""
+        loop = asyncio.get_running_loop()
+        if self.async_client is None or self.async_loop is not loop:
+            import redis.asyncio
+
+            self.async_client = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=0.5,
+                                                              socket_connect_timeout=0.5)
+            self.async_loop = loop
+        return self.async_client
+
+    async def shared_get(self, key: str) -> bytes | None:
+        """get() for the event loop: the local LRU, then Redis without blocking the loop."""
+        value = self.local.get(key)
+        if value is not None or self.redis is None:
+            return value
+        try:
+            stored = await self.async_redis().get(self.redis_key(key))
+        except Exception as error:  # noqa: BLE001 — a cache outage must not fail the tile
+            log.warning("tile cache: Redis get failed: %s", error)
+            return None
+        if stored is None:
+            return None
+        value = stored if isinstance(stored, bytes) else str(stored).encode()
+        self.local.set(key, value)
+        return value
+
+    async def shared_set(self, key: str, value: bytes, ttl_s: int) -> None:
+        """set() for the event loop."""
+        self.local.set(key, value)
+        if self.redis is not None:
+            try:
+                await self.async_redis().set(self.redis_key(key), value, ex=ttl_s)
+            except Exception as error:  # noqa: BLE001
+                log.warning("tile cache: Redis set failed: %s", error)
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
         self.local.set(key, value)

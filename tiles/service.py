@@ -143,21 +143,60 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
-def answer_without_database(tq: TileQuery, url_version: str, if_none_match: str | None) -> TileAnswer | None:
-    """For a versioned URL: a 304, or a hit in this process's cache; None if neither. Touches no
-    database and no network, so tiles.asgi may call it on the event loop."""
+@dataclass(frozen=True)
+class Versioned:
+    """A versioned tile URL (`?v=`): its cache key, ETag and Cache-Control, computed once."""
+
+    tq: TileQuery
+    url_version: str
+    base: str  # base_key(tq)
+    bucket: str  # the time bucket of live layers, else ""
+    key: str
+    etag: str
+    control: str
+    ttl_s: int
+    live: bool
+
+
+def versioned(tq: TileQuery, url_version: str) -> Versioned:
     live = any(lq.layer.live for lq in tq.layers)
     live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S if live else 0
     bucket = f"|live:{int(time.time() // live_age)}" if live else ""
-    key = f"{base_key(tq)}|{url_version}{bucket}"
-    etag = etag_of(key)
-    control = f"private, max-age={live_age}" if live else IMMUTABLE
-    if matches(if_none_match, etag):
-        return TileAnswer(304, b"", etag, control)
+    base = base_key(tq)
+    key = f"{base}|{url_version}{bucket}"
+    return Versioned(tq, url_version, base, bucket, key, etag_of(key),
+                     f"private, max-age={live_age}" if live else IMMUTABLE,
+                     live_age if live else VERSIONED_TTL_S, live)
+
+
+def answer_without_database(req: Versioned, if_none_match: str | None) -> TileAnswer | None:
+    """A 304, or a hit in this process's cache; None if neither. Touches no database and no
+    network, so tiles.asgi may call it on the event loop."""
+    if matches(if_none_match, req.etag):
+        return TileAnswer(304, b"", req.etag, req.control)
     cache = tile_cache()
-    if cache is not None and (hit := cache.local.get(key)) is not None:
-        return TileAnswer(200, hit, etag, control)
+    if cache is not None and (hit := cache.local.get(req.key)) is not None:
+        return TileAnswer(200, hit, req.etag, req.control)
     return None
+
+
+def rendered_answer(req: Versioned, gz: bytes, versions: dict[str, int]) -> tuple[TileAnswer, bool]:
+    """The answer from the tile just rendered, and whether it may be cached under req.key."""
+    digest = version_digest(req.tq, versions)
+    if digest == req.url_version:
+        return TileAnswer(200, gz, req.etag, req.control), True
+    # The URL names versions that are gone: serve today's tile, but let no one keep it as v's.
+    current = f"{req.base}|{digest}{req.bucket}"
+    return TileAnswer(200, gz, etag_of(current), req.control if req.live else REVALIDATE), False
+
+
+def versioned_miss(req: Versioned, gz: bytes, versions: dict[str, int]) -> TileAnswer:
+    """rendered_answer, kept in the cache (and in Redis: blocking, so not on the event loop)."""
+    answer, keep = rendered_answer(req, gz, versions)
+    cache = tile_cache()
+    if keep and cache is not None:
+        cache.set(req.key, gz, req.ttl_s)
+    return answer
 
 
 def http_parts(answer: TileAnswer, gzip_ok: bool) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -173,23 +212,6 @@ def http_parts(answer: TileAnswer, gzip_ok: bool) -> tuple[int, list[tuple[str, 
     return 200, headers, gzip.decompress(answer.gz)
 
 
-def versioned_miss(tq: TileQuery, url_version: str, gz: bytes, versions: dict[str, int]) -> TileAnswer:
-    """The answer to a versioned URL that missed the cache, from the tile just rendered."""
-    live = any(lq.layer.live for lq in tq.layers)
-    live_age = settings.ONEMAP_TILE_LIVE_MAX_AGE_S if live else 0
-    bucket = f"|live:{int(time.time() // live_age)}" if live else ""
-    base = base_key(tq)
-    if version_digest(tq, versions) == url_version:
-        key = f"{base}|{url_version}{bucket}"
-        cache = tile_cache()
-        if cache is not None:
-            cache.set(key, gz, live_age if live else VERSIONED_TTL_S)
-        return TileAnswer(200, gz, etag_of(key), f"private, max-age={live_age}" if live else IMMUTABLE)
-    # The URL names versions that are gone: serve today's tile, but let no one keep it as v's.
-    current = f"{base}|{version_digest(tq, versions)}{bucket}"
-    return TileAnswer(200, gz, etag_of(current), f"private, max-age={live_age}" if live else REVALIDATE)
-
-
 def serve(tq: TileQuery, url_version: str | None, if_none_match: str | None, *,
           checked_locally: bool = False) -> TileAnswer:
     """checked_locally: the caller (tiles.asgi) already ran answer_without_database and missed."""
@@ -201,15 +223,13 @@ def serve(tq: TileQuery, url_version: str | None, if_none_match: str | None, *,
     base = base_key(tq)
 
     if url_version is not None:
-        key = f"{base}|{url_version}{bucket}"
-        etag = etag_of(key)
-        control = live_control if live else IMMUTABLE
-        if not checked_locally and (early := answer_without_database(tq, url_version, if_none_match)) is not None:
+        req = versioned(tq, url_version)
+        if not checked_locally and (early := answer_without_database(req, if_none_match)) is not None:
             return early
-        if cache is not None and (hit := cache.get(key)) is not None:
-            return TileAnswer(200, hit, etag, control)
+        if cache is not None and (hit := cache.get(req.key)) is not None:
+            return TileAnswer(200, hit, req.etag, req.control)
         gz, versions = render(tq)
-        return versioned_miss(tq, url_version, gz, versions)
+        return versioned_miss(req, gz, versions)
 
     control = live_control if live else REVALIDATE
     if cache is None:
