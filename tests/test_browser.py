@@ -88,11 +88,17 @@ def reporting_officer(django_db_blocker):  # type: ignore[no-untyped-def]
     from geo.models import Officer
     from realtime.devices import issue_device_token
 
-    def read() -> tuple[Officer, str]:
+    def read() -> tuple[Officer, str, tuple[float, float]]:
         try:
             officer = Officer.objects.filter(district_id="110101", position_at__isnull=False).order_by("id").first()
             assert officer is not None
-            return officer, issue_device_token("browser-test-gateway", gateway=True)
+            # Where the fix will put it: a point of its own street, so the data stays as the
+            # fixtures have it (every unit inside its street) for the tests that run after.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM geo_street "
+                               "WHERE code = %s) s", [officer.street_id])
+                lon, lat = cursor.fetchone()
+            return officer, issue_device_token("browser-test-gateway", gateway=True), (round(lon, 6), round(lat, 6))
         finally:
             connection.close()
 
@@ -115,7 +121,7 @@ def post_fix(base: str, token: str, device_id: str, lon: float, lat: float) -> N
 
 
 def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_officer):
-    officer, gateway = reporting_officer
+    officer, gateway, (lon, lat) = reporting_officer
     key = f"officer:{officer.id}"
     page, _ = logged_in_page(browser, server, "dongcheng")
     page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=30_000)
@@ -125,7 +131,7 @@ def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_offic
     assert page.evaluate("(key) => window.oneMapLive.units.has(key)", key)
     # A fix through the real ingest path moves the officer on the screen: in the units and in
     # what MapLibre drew.
-    lon, lat = 116.4105, 39.9131  # Wangfujing, in Dongcheng and in the dispatcher's view
+    assert (lon, lat) != (officer.geom.x, officer.geom.y)  # so the officer does move
     post_fix(server, gateway, officer.device_id, lon, lat)
     page.wait_for_function(
         """([key, lon]) => {
