@@ -46,6 +46,7 @@ from django.db import connection  # noqa: E402
 
 from accounts.jurisdiction import Jurisdiction  # noqa: E402
 from bench.common import ROOT, command_line, percentiles, record, table  # noqa: E402
+from bench.cpu import CpuMeter, postmaster_of  # noqa: E402
 from config.http import server_command  # noqa: E402
 from tiles import registry  # noqa: E402
 from tiles.auth import issue_token  # noqa: E402
@@ -410,17 +411,31 @@ def main() -> None:
     feature_means: dict[tuple[str, str], float] = {}
     notes: list[str] = []
 
-    def measure(port: int, paths: list[str], c: int) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        postmaster = postmaster_of(cursor.fetchone()[0])
+
+    def measure(port: int, paths: list[str], c: int, server: subprocess.Popen | None = None) -> dict:
+        meter = CpuMeter(postmaster, server.pid if server is not None else None)
         if args.client == "wrk":
-            return load_wrk(port, paths, c, args.seconds)
-        return asyncio.run(load(port, paths, c, args.seconds))
+            r = load_wrk(port, paths, c, args.seconds)
+        else:
+            r = asyncio.run(load(port, paths, c, args.seconds))
+        return {**r, "cpu": meter.spent()}
+
+    def measure_floor(group: str, c: int) -> dict:
+        meter = CpuMeter(postmaster, None)
+        return {**floor(groups, group, c, args.seconds), "cpu": meter.spent()}
 
     def add(server: str, group: str, c: int, r: dict) -> None:
         results[(server, group, c)] = r
         feats = feature_means.get((server if server != "floor" else "onemap cold", group), float("nan"))
+        per_tile = {name: seconds / max(1, r["n"]) * 1000 for name, seconds in r["cpu"].items()}
         rows.append([group, server, c, f"{r['rps']:.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
                      "" if math.isnan(r["bytes"]) else f"{r['bytes'] / 1024:.1f}",
-                     "" if math.isnan(feats) else f"{feats:.0f}", r["errors"]])
+                     "" if math.isnan(feats) else f"{feats:.0f}", r["errors"],
+                     f"{per_tile['db']:.2f}" if postmaster else "", f"{per_tile['server']:.2f}",
+                     f"{per_tile['client']:.2f}"])
         print(rows[-1], flush=True)
 
     cold_port, warm_port, tipg_port = free_port(), free_port(), free_port()
@@ -442,17 +457,17 @@ def main() -> None:
 
         for group, tiles in groups.items():
             for c in concurrency:
-                add("floor", group, c, floor(groups, group, c, args.seconds))
-                add("onemap cold", group, c, measure(cold_port, [onemap_path(*t) for t in tiles], c))
+                add("floor", group, c, measure_floor(group, c))
+                add("onemap cold", group, c, measure(cold_port, [onemap_path(*t) for t in tiles], c, servers["onemap cold"]))
                 if "tipg" in servers:
-                    add("tipg", group, c, measure(tipg_port, [tipg_path(*t) for t in tiles], c))
+                    add("tipg", group, c, measure(tipg_port, [tipg_path(*t) for t in tiles], c, servers["tipg"]))
         stop(servers.pop("onemap cold"))
         servers["onemap warm"] = onemap(True, warm_port)
         for group, tiles in groups.items():
             paths = [onemap_path(*t) for t in tiles]
             asyncio.run(load(warm_port, paths * 2, 8, 120))  # fill both workers' caches
             for c in concurrency:
-                add("onemap warm", group, c, measure(warm_port, paths * 3, c))
+                add("onemap warm", group, c, measure(warm_port, paths * 3, c, servers["onemap warm"]))
         # The z8 camera tile over Beijing, uncached: size and latency.
         z8 = (8, *tile_xy(*CENTRE, 8))
         stop(servers.pop("onemap warm"))
@@ -470,7 +485,8 @@ def main() -> None:
         for proc in servers.values():
             stop(proc)
 
-    columns = ["tiles", "server", "conc", "req/s", "p50 ms", "p99 ms", "KB/tile", "features/tile", "errors"]
+    columns = ["tiles", "server", "conc", "req/s", "p50 ms", "p99 ms", "KB/tile", "features/tile", "errors",
+               "db CPU ms/tile", "server CPU ms/tile", "client CPU ms/tile"]
     text = table(columns, rows)
     targets = []
     for group in ("z12", "z14"):
@@ -500,7 +516,10 @@ differs by design; at z12+ both serve raw points. Feature counts were decoded an
 SQL: OneMap against its tile statement, TiPg against ST_Intersects with the unbuffered tile (TiPg
 selects rows by the tile itself; the buffer only widens its clip box, so its tiles hold fewer
 edge points than OneMap's, which select by the buffered envelope). The floor's latency is
-pgbench's average (no p99). Client, servers (2 workers each) and PostgreSQL share 2 cores."""
+pgbench's average (no p99). Client, servers (2 workers each) and PostgreSQL share 2 cores.
+CPU ms/tile (bench/cpu.py): CPU seconds over the run divided by the tiles served, for the local
+PostgreSQL cluster (db), the server's processes, and the load generator (wrk or pgbench, with this
+script's own process); with the cores saturated, tiles/s follows their sum."""
 
 
 if __name__ == "__main__":
