@@ -81,6 +81,10 @@ class TileCache:
         except Exception as error:  # noqa: BLE001 — a cache outage must not fail the tile
             log.warning("tile cache: Redis get failed: %s", error)
             return None
+        return self.remembered(key, stored)
+
+    def remembered(self, key: str, stored: object) -> bytes | None:
+        """A value read from Redis (None if it had none), kept in the local LRU too."""
         if stored is None:
             return None
         # The client does not decode responses, so this is bytes; a str would be someone else's entry.
@@ -109,11 +113,7 @@ class TileCache:
         except Exception as error:  # noqa: BLE001 — a cache outage must not fail the tile
             log.warning("tile cache: Redis get failed: %s", error)
             return None
-        if stored is None:
-            return None
-        value = stored if isinstance(stored, bytes) else str(stored).encode()
-        self.local.set(key, value)
-        return value
+        return self.remembered(key, stored)
 
     async def shared_set(self, key: str, value: bytes, ttl_s: int) -> None:
         """set() for the event loop."""
