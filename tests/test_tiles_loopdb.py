@@ -5,8 +5,9 @@ statement they belong to."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,6 +17,13 @@ from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
 
 # One row of three non-null bytea values, as a tile statement returns; 100 / n fails for n = 0.
 DIVIDE = "SELECT (100 / %s::int)::text::bytea, 'versions'::bytea, 'built'::bytea"
+
+
+def run_closing(db: LoopDatabase, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        asyncio.run(scenario())
+    finally:
+        db.close()
 
 
 @pytest.fixture
@@ -38,10 +46,7 @@ def test_statements_of_one_turn_of_the_loop_go_in_one_batch(pool) -> None:  # ty
         assert conn.batches == 1 and len(conn.prepared) == 1 and conn.in_flight == 0
         assert (await db.run(DIVIDE, [50]))[0] == b"2" and conn.batches == 2
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 @pytest.mark.django_db
@@ -61,10 +66,7 @@ def test_a_failing_statement_fails_alone(pool) -> None:  # type: ignore[no-untyp
             await db.run("SELEKT %s", [1])
         assert (await db.run(DIVIDE, [10]))[0] == b"10" and db.connections == [conn]
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 @pytest.mark.django_db
@@ -88,10 +90,7 @@ def test_a_lost_connection_fails_its_statements_and_is_replaced(pool) -> None:  
         assert (await db.run(DIVIDE, [4]))[0] == b"25"
         assert len(db.connections) == 1 and db.connections[0] is not conn
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 @pytest.mark.django_db
@@ -106,10 +105,7 @@ def test_a_cancelled_request_leaves_the_others_their_answers(pool) -> None:  # t
         assert (await db.run(DIVIDE, [3]))[0] == b"33"
         assert first.cancelled() and db.connections[0].in_flight == 0
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 @pytest.mark.django_db
@@ -123,10 +119,7 @@ def test_an_old_connection_is_replaced(pool, monkeypatch) -> None:  # type: igno
         assert (await db.run(DIVIDE, [2]))[0] == b"50"
         assert first.closed and len(db.connections) == 1 and db.connections[0] is not first
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 @pytest.mark.django_db
@@ -140,10 +133,7 @@ def test_a_second_connection_opens_only_when_the_first_is_busy(pool) -> None:  #
         await asyncio.gather(db.run(DIVIDE, [3]), db.run(DIVIDE, [4]))
         assert len(db.connections) == 2
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        db.close()
+    run_closing(db, scenario)
 
 
 def test_an_unreachable_database_is_an_error_for_the_caller(pool) -> None:  # type: ignore[no-untyped-def]
