@@ -47,6 +47,7 @@ from django.db import connection  # noqa: E402
 from accounts.jurisdiction import Jurisdiction  # noqa: E402
 from bench.common import ROOT, command_line, percentiles, record, table  # noqa: E402
 from bench.cpu import CpuMeter, postmaster_of  # noqa: E402
+from bench.wrk import run_wrk  # noqa: E402
 from config.http import server_command  # noqa: E402
 from tiles import registry  # noqa: E402
 from tiles.auth import issue_token  # noqa: E402
@@ -147,42 +148,8 @@ async def load(port: int, paths: list[str], concurrency: int, seconds: float) ->
             "bytes": sum(sizes) / max(1, len(sizes)), "n": len(latencies), "errors": errors}
 
 
-# wrk (C, from Debian) as the load generator: the floor is measured with pgbench, a C client, and
-# a Python client of our own cost ~0.25 ms of the 2 shared cores per tile, which the servers then
-# lacked (bench/RESULTS.md). Each wrk thread walks the tile list from its own offset.
-WRK_SCRIPT = """
-local paths, i = {}, 0
-local threads = 0
-setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
-init = function(args)
-  for line in io.lines(args[1]) do paths[#paths + 1] = line end
-  i = (tid or 0) * math.floor(#paths / tonumber(args[2]))
-end
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i], {["Accept-Encoding"] = "gzip"})
-end
-done = function(summary, latency, requests)
-  io.write(string.format('WRK {"requests": %d, "us": %d, "bytes": %d, "errors": %d, "p50": %d, "p99": %d}\\n',
-    summary.requests, summary.duration, summary.bytes,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
-
-
 def load_wrk(port: int, paths: list[str], concurrency: int, seconds: float) -> dict[str, float]:
-    import json
-
-    threads = min(concurrency, 2)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
-        (Path(tmp) / "tiles.lua").write_text(WRK_SCRIPT)
-        out = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s", "--timeout", "30s",
-             "-s", str(Path(tmp) / "tiles.lua"), f"http://127.0.0.1:{port}", "--", str(Path(tmp) / "paths.txt"),
-             str(threads)], capture_output=True, text=True, check=True).stdout
-    result = json.loads(out.split("WRK ", 1)[1].splitlines()[0])
+    result = run_wrk(f"http://127.0.0.1:{port}", paths, concurrency, seconds)
     # wrk counts header bytes too: take one response's header block off each.
     status, body, head = asyncio.run(get_one(port, paths[0]))
     header_bytes = int(head.get("_head_bytes", "0"))
