@@ -10,7 +10,7 @@ ingest acknowledgement is one small body. Sent at once, cold z14 tiles went from
 CPU in the server, in PostgreSQL and in the client.
 
 The writes are held until the end of the current turn of the event loop (loop.call_soon), not
-for a timer, so no answer waits. Closing (and end-of-file, and an upgrade) sends what is held
+for a timer, so no answer waits; 64 KB and more go out at once. Closing (and end-of-file, and an upgrade) sends what is held
 first; aborting drops it, as a transport's abort does. A WebSocket upgrade hands the real
 transport to the WebSocket protocol, which writes frames as it pleases."""
 
@@ -21,6 +21,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# Held writes go out at once from this size on (a tile is a few KB; a page of GeoJSON may be MBs).
+FLUSH_AT_BYTES = 64 * 1024
+
 
 class CoalescingTransport(asyncio.Transport):
     """A transport's writes, joined per turn of the event loop; everything else is the transport's."""
@@ -30,13 +33,19 @@ class CoalescingTransport(asyncio.Transport):
         self.transport = transport
         self.loop = loop
         self.held: list[bytes] = []
+        self.held_bytes = 0
         self.flush_scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         self.held.append(bytes(data))
-        if not self.flush_scheduled:
+        self.held_bytes += len(data)
+        if self.held_bytes >= FLUSH_AT_BYTES:
+            # A large body gains nothing from joining, and the transport's flow control (uvicorn
+            # awaits its drain between body messages) must see it now.
+            self.flush()
+        elif not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self.flush)
 
@@ -49,6 +58,7 @@ class CoalescingTransport(asyncio.Transport):
         if self.held:
             data = self.held[0] if len(self.held) == 1 else b"".join(self.held)
             self.held.clear()
+            self.held_bytes = 0
             if not self.transport.is_closing():
                 self.transport.write(data)
 
@@ -62,6 +72,7 @@ class CoalescingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.held.clear()
+        self.held_bytes = 0
         self.transport.abort()
 
     def is_closing(self) -> bool:
@@ -71,7 +82,7 @@ class CoalescingTransport(asyncio.Transport):
         return self.transport.can_write_eof()
 
     def get_write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size() + sum(len(d) for d in self.held)
+        return self.transport.get_write_buffer_size() + self.held_bytes
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self.transport.get_write_buffer_limits()

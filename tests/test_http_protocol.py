@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from config.http import CoalescingTransport
+from config.http import FLUSH_AT_BYTES, CoalescingTransport
 from tests.live_server import running_server
 
 
@@ -44,6 +44,23 @@ def test_writes_of_one_turn_go_out_as_one() -> None:
         transport.close()  # sends what is held before closing
         assert await read_some(peer) == b"later"
         assert await read_some(peer) == b""  # closed
+        peer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_large_write_goes_out_at_once() -> None:
+    """Joining gains nothing for a large body, and flow control must see it in the same turn."""
+    async def scenario() -> None:
+        transport, peer = await transport_pair()
+        transport.write(b"head")
+        transport.write(bytes(FLUSH_AT_BYTES))
+        assert transport.get_write_buffer_size() < FLUSH_AT_BYTES + 4  # handed to the socket already
+        received = b""
+        while len(received) < FLUSH_AT_BYTES + 4:
+            received += await read_some(peer)
+        assert received[:4] == b"head" and len(received) == FLUSH_AT_BYTES + 4
+        transport.close()
         peer.close()
 
     asyncio.run(scenario())
