@@ -94,3 +94,29 @@ def test_the_server_sends_head_and_body_in_one_segment(server) -> None:  # type:
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     assert head.startswith(b"HTTP/1.1 401") and len(body) == length > 0
     assert json.loads(body)["status"] == 401
+
+
+def test_the_composition_root_registers_the_tile_fast_path_as_a_direct_route() -> None:
+    from config import asgi, http
+
+    assert asgi.tile_fast_path in http.DIRECT_ROUTES
+
+
+@pytest.mark.django_db
+def test_a_signed_tile_url_is_answered_below_asgi_as_the_view_answers_it(server, client) -> None:  # type: ignore[no-untyped-def]
+    """The real server (config.http's direct route to tiles.asgi) and the Django view give the same
+    tile, byte for byte, with the same ETag; HEAD gives its headers and no body."""
+    import urllib.request
+
+    from tests.test_tiles_http import Z14, fill, template
+    from tests.tiles_support import login_as
+
+    login_as(client, "commander")
+    url = fill(template(client, "cameras,hotspots"), *Z14)
+    expected = client.get(url, HTTP_ACCEPT_ENCODING="gzip")
+    assert expected.status_code == 200 and expected["Content-Encoding"] == "gzip"
+    got = urllib.request.urlopen(urllib.request.Request(server + url, headers={"Accept-Encoding": "gzip"}))  # noqa: S310
+    assert got.read() == expected.content and got.headers["ETag"] == expected["ETag"]
+    head = urllib.request.urlopen(urllib.request.Request(server + url, method="HEAD",  # noqa: S310
+                                                         headers={"Accept-Encoding": "gzip"}))
+    assert head.read() == b"" and int(head.headers["Content-Length"]) == len(expected.content)

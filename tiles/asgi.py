@@ -23,6 +23,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -59,6 +60,17 @@ DB_THREADS = int(os.environ.get("ONEMAP_TILE_DB_THREADS", "4"))
 # the 2-core bench machine (z14, concurrency 8: ~2,880 vs ~2,430 tiles/s with two): statements
 # queue in the pipeline rather than in PostgreSQL, and arrive there in batches.
 LOOP_CONNECTIONS = int(os.environ.get("ONEMAP_TILE_LOOP_CONNECTIONS", "1"))
+
+
+@dataclass(frozen=True, slots=True)
+class TileRequest:
+    match: re.Match[str]
+    query: dict[str, str]
+    head: bool
+
+
+# An answer as config.http writes it: status, lower-case headers (with content-length), body.
+Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None) -> TileAnswer:
@@ -103,34 +115,45 @@ class TileFastPath:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiles-db")
         self.db = LoopDatabase(loop_connections, connect_like_django, self.pool) if loop_connections > 0 else None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        match = TILE_PATH.match(scope["path"]) if scope["type"] == "http" else None
-        query = None
-        if match is not None and scope["method"] in ("GET", "HEAD"):
-            try:
-                query = query_params(scope.get("query_string", b""))
-            except ValueError:  # too many fields: Django answers that (400)
-                query = None
-        if query is None or "t" not in query:
-            await self.app(scope, receive, send)
-            return
-        assert match is not None  # for mypy: query is only set when the path matched
+    def claim(self, method: str, path: str, query_string: bytes) -> TileRequest | None:
+        """The request, if this fast path answers it: GET or HEAD of a tile URL with a token (?t=)."""
+        match = TILE_PATH.match(path)
+        if match is None or method not in ("GET", "HEAD"):
+            return None
+        try:
+            query = query_params(query_string)
+        except ValueError:  # too many fields: Django answers that (400)
+            return None
+        return TileRequest(match, query, method == "HEAD") if "t" in query else None
+
+    async def respond(self, request: TileRequest, headers: list[tuple[bytes, bytes]]) -> Response:
+        """Status, headers (lower-case, with content-length) and body; for HEAD, no body. Used
+        through ASGI (__call__) and by config.http, which answers claimed requests below ASGI."""
         if_none_match = accept_encoding = ""
-        for name, value in scope["headers"]:  # only the two headers a tile answer depends on
-            name = name.lower()
+        for name, value in headers:  # only the two headers a tile answer depends on (lower-case)
             if name == b"if-none-match":
                 if_none_match = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
         try:
-            status, response_headers, body = await self.answer(match, query, if_none_match or None, accept_encoding)
+            status, response_headers, body = await self.answer(request.match, request.query, if_none_match or None,
+                                                               accept_encoding)
         except Problem as problem:
             status, body = problem.status, json.dumps(problem.body(), ensure_ascii=False).encode()
             response_headers = [("Content-Type", PROBLEM_CONTENT_TYPE), *problem.headers.items()]
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
         raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        return status, raw, b"" if request.head else body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        request = self.claim(scope["method"], scope["path"], scope.get("query_string", b"")) \
+            if scope["type"] == "http" else None
+        if request is None:
+            await self.app(scope, receive, send)
+            return
+        status, headers, body = await self.respond(request, scope["headers"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def answer(self, match: re.Match[str], query: dict[str, str], if_none_match: str | None,
                      accept_encoding: str) -> tuple[int, list[tuple[str, str]], bytes]:
