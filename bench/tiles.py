@@ -5,7 +5,7 @@ same camera table, the same tile list and the same concurrency.
 
 Tile list: every tile of z8-z11 over Beijing (lon 115.4-117.5, lat 39.4-41.1) and 1,000
 centre-weighted tiles (seeded) for each of z12-z16. Servers:
-- floor: OneMap's own tile statement through pgbench -M prepared (the tile address comes from a
+- floor: OneMap's own tile statement through pgbench -M prepared (the tile address and boxes come from a
   one-row lookup in an UNLOGGED list table, \\gset, in the same transaction);
 - onemap cold / warm: `uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol --workers 2`, ONEMAP_TILE_CACHE=0 / 1,
   the versioned, signed URLs TileJSON hands out, Accept-Encoding: gzip;
@@ -48,6 +48,7 @@ from accounts.jurisdiction import Jurisdiction  # noqa: E402
 from bench.common import ROOT, command_line, percentiles, record, table  # noqa: E402
 from bench.cpu import CpuMeter, postmaster_of  # noqa: E402
 from bench.wrk import run_wrk  # noqa: E402
+from config.env import SESSION_OPTIONS  # noqa: E402
 from config.http import server_command  # noqa: E402
 from tiles import registry  # noqa: E402
 from tiles.auth import issue_token  # noqa: E402
@@ -257,10 +258,10 @@ def pgbench_script(z: int) -> str:
     sx, sy = 1_000_003, 1_000_033  # sentinels: no real parameter has these values
     tq = TileQuery((LayerQuery(registry.BY_ID[LAYER]),), z, sx, sy, Jurisdiction("city"))
     sql, params = tile_sql(tq)
-    names = {sx: ":x", sy: ":y", sx * 32: "(:x * 32)", sx * 32 + 31: "(:x * 32 + 31)",
-             sy * 32: "(:y * 32)", sy * 32 + 31: "(:y * 32 + 31)"}
+    names: dict[object, str] = {sx: ":x", sy: ":y", sx * 32: "(:x * 32)", sx * 32 + 31: "(:x * 32 + 31)",
+                                sy * 32: "(:y * 32)", sy * 32 + 31: "(:y * 32 + 31)", tq.box: ":e", tq.buffered_box: ":b"}
     text = re.sub(r"%s", lambda _m: "{}", sql.replace("{", "{{").replace("}", "}}"))
-    text = text.format(*(names.get(p, pg_literal(p)) if isinstance(p, int) and not isinstance(p, bool) else
+    text = text.format(*(names.get(p, pg_literal(p)) if isinstance(p, (int, str)) and not isinstance(p, bool) else
                          pg_literal(p) for p in params))
     return text
 
@@ -269,9 +270,10 @@ def floor(groups: dict[str, list[tuple[int, int, int]]], group: str, concurrency
     tiles = groups[group]
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_tile_list")
-        cursor.execute("CREATE UNLOGGED TABLE bench_tile_list (i int PRIMARY KEY, z int, x int, y int)")
-        cursor.executemany("INSERT INTO bench_tile_list VALUES (%s, %s, %s, %s)",
-                           [(i + 1, *t) for i, t in enumerate(tiles)])
+        cursor.execute("CREATE UNLOGGED TABLE bench_tile_list (i int PRIMARY KEY, z int, x int, y int, e text, b text)")
+        boxes = [(TileQuery((), *t).box, TileQuery((), *t).buffered_box) for t in tiles]
+        cursor.executemany("INSERT INTO bench_tile_list VALUES (%s, %s, %s, %s, %s, %s)",
+                           [(i + 1, *t, *boxes[i]) for i, t in enumerate(tiles)])
     zooms = sorted({z for z, _, _ in tiles})
     rps = lat = 0.0
     total = 0
@@ -281,14 +283,15 @@ def floor(groups: dict[str, list[tuple[int, int, int]]], group: str, concurrency
             ids = [i + 1 for i, t in enumerate(tiles) if t[0] == z]
             script = Path(tmp) / f"z{z}.sql"
             script.write_text(f"\\set i random({min(ids)}, {max(ids)})\n"  # noqa: S608 (a pgbench script)
-                              "SELECT x, y FROM bench_tile_list WHERE i = :i \\gset\n"
+                              "SELECT x, y, e, b FROM bench_tile_list WHERE i = :i \\gset\n"
                               + pgbench_script(z).replace("\n", " ") + ";\n")
             settings = connection.settings_dict
             share = seconds / len(zooms)
             out = subprocess.run(
                 [PGBENCH, "-n", "-M", "prepared", "-c", str(concurrency), "-j", str(min(concurrency, 2)),
                  "-T", str(max(1, round(share))), "-f", str(script), "-h", settings["HOST"], "-p", str(settings["PORT"]),
-                 "-U", settings["USER"], settings["NAME"]], capture_output=True, text=True, check=True).stdout
+                 "-U", settings["USER"], settings["NAME"]], capture_output=True, text=True, check=True,
+                env={**os.environ, "PGOPTIONS": SESSION_OPTIONS}).stdout  # the session settings OneMap's have
             tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
             latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
             results.append((len(ids), tps, latency))

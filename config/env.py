@@ -44,6 +44,9 @@ class DatabaseSettings(TypedDict):
     TEST: dict[str, str]
 
 
+SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
+
+
 def database_from_url(url: str) -> DatabaseSettings:
     """postgresql://user:password@host:port/name?host=/socket/dir&port=N -> Django DATABASES entry."""
     parts = urlsplit(url)
@@ -53,6 +56,10 @@ def database_from_url(url: str) -> DatabaseSettings:
     host = params.pop("host", None) or unquote(parts.hostname or "")
     port = params.pop("port", None) or (str(parts.port) if parts.port else "")
     query: dict[str, Any] = dict(params)
+    # No parallel query: OneMap runs many small statements with a request in flight on every core,
+    # so splitting one across workers only adds their start-up; and a parallel plan made a tile's
+    # feature order (its bytes) depend on the workers' timing. A URL's own options come after.
+    query["options"] = " ".join(filter(None, [SESSION_OPTIONS, query.get("options")]))
     pooled = env_bool("DB_POOL", True)
     if pooled:
         # Under ASGI each request runs its sync code in a fresh thread and Django's connections are

@@ -18,6 +18,25 @@ def test_socket_url_and_options():
     assert (db["HOST"], db["PORT"], db["OPTIONS"]["sslmode"]) == ("/run/pg", "5433", "disable")
 
 
+def test_sessions_run_without_parallel_query_unless_the_url_says_otherwise():
+    assert database_from_url("postgresql://u@h/db")["OPTIONS"]["options"] == "-c max_parallel_workers_per_gather=0"
+    db = database_from_url("postgresql://u@h/db?options=-c%20max_parallel_workers_per_gather%3D2")
+    assert db["OPTIONS"]["options"] == "-c max_parallel_workers_per_gather=0 -c max_parallel_workers_per_gather=2"
+
+
+@pytest.mark.django_db
+def test_the_connections_tiles_use_have_parallel_query_off() -> None:
+    from django.db import connection
+
+    from tiles.loopdb import connect_like_django
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == "0"
+    with connect_like_django() as loop_connection:
+        assert loop_connection.execute("SHOW max_parallel_workers_per_gather").fetchone() == ("0",)
+
+
 def test_connections_are_pooled_unless_turned_off(monkeypatch):
     db = database_from_url("postgresql://u@h/db")
     assert db["OPTIONS"]["pool"]["max_size"] >= 2 and db["CONN_MAX_AGE"] == 0

@@ -220,3 +220,26 @@ def test_tile_statement_is_prepared_once_and_planned_generically() -> None:
     assert len(plans) == 1, plans
     generic, custom = plans[0]
     assert generic >= 2 and custom <= 5
+
+
+@pytest.mark.django_db
+def test_tile_boxes_are_st_tileenvelope_to_the_last_bit() -> None:
+    """The statement binds the tile's boxes (tiles.sql.tile_box) instead of computing them with
+    ST_TileEnvelope: the same doubles at every zoom, at the world's edges, with and without margin."""
+    import random
+
+    from tiles.sql import tile_box
+
+    rng = random.Random(7)
+    cases = []
+    for z in range(23):
+        n = 1 << z
+        for x, y in [(0, 0), (n - 1, n - 1), (0, n - 1), (rng.randrange(n), rng.randrange(n))]:
+            cases += [(z, x, y, 0.0), (z, x, y, 65 / 4096), (z, x, y, 0.75)]
+    with connection.cursor() as cursor:
+        for z, x, y, margin in cases:
+            cursor.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), ST_XMin(b), ST_YMin(b), ST_XMax(b), "
+                           "ST_YMax(b) FROM (SELECT ST_TileEnvelope(%s, %s, %s, margin => %s)::box2d AS e, "
+                           "%s::box2d AS b) q", [z, x, y, margin, tile_box(z, x, y, margin)])
+            row = cursor.fetchone()
+            assert row[:4] == row[4:], (z, x, y, margin)
