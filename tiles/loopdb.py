@@ -192,6 +192,16 @@ class PipelinedConnection:
         item = self.pending.popleft()
         result = results[-1]
         status = result.status
+        waiting = item.future is not None and not item.future.done()  # (done: the request was cancelled)
+        if status == pq.ExecStatus.TUPLES_OK and len(results) == 1:  # a tile: first, with no error to read
+            if waiting:
+                assert item.future is not None  # for mypy: waiting says so
+                row = tuple(result.get_value(0, c) for c in range(3)) if result.ntuples == 1 else (None,)
+                if None in row:
+                    item.future.set_exception(LoopDatabaseError("the tile statement returned no row"))
+                else:
+                    item.future.set_result(row)  # type: ignore[arg-type]
+            return
         error = result.error_message.decode(errors="replace").strip() or pq.ExecStatus(status).name
         severity = result.error_field(pq.DiagnosticField.SEVERITY_NONLOCALIZED)
         if item.kind == "prepare":
@@ -199,17 +209,14 @@ class PipelinedConnection:
                 del self.prepared[item.sql]
                 if self.pending and self.pending[0].kind == "query":  # its statement: aborted, and failed for this
                     self.pending[0].error = error
-        elif item.future is not None and not item.future.done():  # (done: the request was cancelled)
+        elif waiting:
+            assert item.future is not None
             if status == pq.ExecStatus.PIPELINE_ABORTED and not item.error and not item.retried:
                 # An earlier statement of the batch failed; this one never ran: send it again.
                 retry = self.submit(item.sql, item.params, retried=True)
                 retry.add_done_callback(functools.partial(relay, target=item.future))
-            elif len(results) != 1 or status != pq.ExecStatus.TUPLES_OK:
-                item.future.set_exception(LoopDatabaseError(item.error or error))
-            elif result.ntuples != 1 or any(result.get_value(0, c) is None for c in range(3)):
-                item.future.set_exception(LoopDatabaseError("the tile statement returned no row"))
             else:
-                item.future.set_result((result.get_value(0, 0), result.get_value(0, 1), result.get_value(0, 2)))  # type: ignore[arg-type]
+                item.future.set_exception(LoopDatabaseError(item.error or error))
         if severity in (b"FATAL", b"PANIC"):  # the server is closing this connection
             raise LoopDatabaseError(error)
 
@@ -264,6 +271,10 @@ class LoopDatabase:
 
     async def connection(self) -> PipelinedConnection:
         loop = asyncio.get_running_loop()
+        if len(self.connections) == 1 and self.opening is None:  # the common case, decided at once
+            conn = self.connections[0]
+            if conn.loop is loop and not conn.closed and (self.size == 1 or not conn.pending) and not conn.old:
+                return conn
         usable = []
         for conn in list(self.connections):
             if conn.closed or conn.loop is not loop:
