@@ -61,7 +61,8 @@ LAYER = "cameras"
 TIPG_VENV = ROOT / ".var" / "bench-tipg"
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 CONCURRENCY = (1, 8, 32)
-PROPS = "code,name,source,status,heading,fov,district_id"
+# TiPg serves the same columns as OneMap's tile layer (named by column).
+PROPS = ",".join(column for _name, column in registry.BY_ID[LAYER].properties)
 
 
 def tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:

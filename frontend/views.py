@@ -82,6 +82,9 @@ def one_map(request: HttpRequest) -> HttpResponse:
         # The map itself: vector tiles from /tiles/ (tiles/README.md), styled per user.
         "styleUrl": "/tiles/style.json",
         "styleRefreshSeconds": 30,
+        # A click on a camera or a hotspot shows its record from the OGC API (tiles carry only
+        # what the map draws).
+        "featureUrl": "/ogc/collections/{collection}/items/{id}",
     }
     return render(request, "frontend/one_map.html", {
         "display_name": user.get_full_name() or user.get_username(),

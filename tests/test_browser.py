@@ -143,3 +143,32 @@ def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_offic
     assert "实时 live" in page.inner_text("#live-status")
     assert page.evaluate("() => window.oneMap.getLayoutProperty('officer', 'visibility')") == "none"
     page.close()
+
+
+def test_a_click_on_a_camera_shows_its_record_from_the_ogc_api(server, browser):
+    """Camera tiles carry only what the map draws (status, source); a click brings the record."""
+    page, _ = logged_in_page(browser, server, "dongcheng")
+    page.evaluate("() => window.oneMap.jumpTo({center: [116.41, 39.915], zoom: 15})")
+    page.wait_for_function("() => window.oneMap.loaded() && window.oneMap.areTilesLoaded() && "
+                           "window.oneMap.queryRenderedFeatures({layers: ['camera']}).length > 0", timeout=60_000)
+    # A camera with no hotspot drawn under the pointer, in page coordinates.
+    camera = page.evaluate("""() => {
+        const map = window.oneMap, box = map.getCanvas().getBoundingClientRect();
+        for (const f of map.queryRenderedFeatures({layers: ['camera']})) {
+          const p = map.project(f.geometry.coordinates);
+          const near = [[p.x - 8, p.y - 8], [p.x + 8, p.y + 8]];
+          if (p.x < 40 || p.y < 40 || p.x > box.width - 80 || p.y > box.height - 40) continue;
+          if (map.queryRenderedFeatures(near, {layers: ['hotspot', 'camera']}).length !== 1) continue;
+          return {id: f.id, properties: f.properties, x: box.left + p.x, y: box.top + p.y};
+        }
+        return null;
+      }""")
+    assert camera is not None
+    assert set(camera["properties"]) == {"status", "source"}
+    record = page.evaluate("(id) => fetch(`/ogc/collections/cameras/items/${id}`).then(r => r.json())", camera["id"])
+    page.mouse.click(camera["x"], camera["y"])
+    code = page.wait_for_selector(".feature-details [data-field=code]", timeout=30_000)
+    assert code is not None and code.inner_text() == record["properties"]["code"]
+    assert page.inner_text(".feature-details h3") == record["properties"]["name"]
+    assert page.inner_text(".feature-details [data-field=status]") == camera["properties"]["status"]
+    page.close()

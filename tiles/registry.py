@@ -107,7 +107,11 @@ LAYERS: tuple[TileLayer, ...] = (
                     minzoom=10, low_zoom=SIMPLIFIED),
     from_collection("hotspots", ("name", "category", "status", "district", "street"), id_sql=ROW_ID,
                     low_zoom=CLUSTERS),
-    from_collection("cameras", ("code", "name", "source", "status", "heading", "fov", "district"),
+    # What the map draws: the status (fill) and the source (outline). The full record (name, code,
+    # heading, stream...) is what a click fetches from the OGC API (frontend/one_map.js). Carrying
+    # five more columns made a z14 camera tile ~3x the bytes and the MVT encoder's work per tile
+    # in PostgreSQL about double, for data no map layer reads.
+    from_collection("cameras", ("status", "source"),
                     id_sql=ROW_ID, filters=ogc_filters("cameras", "source", "status", "district"), low_zoom=CLUSTERS),
     from_collection("officers", ("call_sign", "name", "unit", "district", "street", "position_at", "heading"),
                     id_sql=ROW_ID, live=True),

@@ -51,7 +51,10 @@ def map_layers(highlight: str) -> list[dict[str, Any]]:
         {"id": "camera", "type": "circle", "source": "onemap", "source-layer": "cameras",
          "minzoom": GENERALISE_MAX_ZOOM + 1, "filter": NOT_CLUSTER,
          "paint": {"circle-radius": 3, "circle-color": ["match", ["get", "status"], "online", "#2f6fb0",
-                                                       "offline", "#9aa5b1", "#d9822b"]}},
+                                                       "offline", "#9aa5b1", "#d9822b"],
+                   # The bureau's own cameras (it controls them) outlined apart from shared ones.
+                   "circle-stroke-width": 1,
+                   "circle-stroke-color": ["match", ["get", "source"], "self_built", "#12355b", "#ffffff"]}},
         {"id": "hotspot-cluster", "type": "circle", "source": "onemap", "source-layer": "hotspots",
          "maxzoom": GENERALISE_MAX_ZOOM + 1, "filter": CLUSTER,
          "paint": {"circle-color": "#d64545", "circle-opacity": 0.7, "circle-radius": cluster_radius(3, 16)}},
