@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.jurisdiction import Jurisdiction
+from geo.models import Camera, HotspotCategory, HotspotPoint
 
 # Beijing's extent (CGCS2000 lon/lat), used when no boundaries are loaded yet.
 BEIJING_BBOX = (115.42, 39.44, 117.51, 41.06)
@@ -20,6 +21,11 @@ BEIJING_BBOX = (115.42, 39.44, 117.51, 41.06)
 # payload of the real boundaries about six-fold (1.2 MB to 0.2 MB).
 SIMPLIFY_TOLERANCE_DEG = 0.0005
 GEOJSON_DECIMALS = 6  # about 0.1 m
+# How the map's popups show coded values ("police_shared" -> "公安共享 ..."): the models' own labels.
+VALUE_LABELS = {
+    "cameras": {"source": dict(Camera.Source.choices), "status": dict(Camera.Status.choices)},
+    "hotspots": {"category": dict(HotspotCategory.choices), "status": dict(HotspotPoint.Status.choices)},
+}
 
 
 def problem(status: int, title: str, detail: str) -> JsonResponse:
@@ -85,6 +91,7 @@ def one_map(request: HttpRequest) -> HttpResponse:
         # A click on a camera or a hotspot shows its record from the OGC API (tiles carry only
         # what the map draws).
         "featureUrl": "/ogc/collections/{collection}/items/{id}",
+        "valueLabels": VALUE_LABELS,
     }
     return render(request, "frontend/one_map.html", {
         "display_name": user.get_full_name() or user.get_username(),

@@ -170,5 +170,7 @@ def test_a_click_on_a_camera_shows_its_record_from_the_ogc_api(server, browser):
     code = page.wait_for_selector(".feature-details [data-field=code]", timeout=30_000)
     assert code is not None and code.inner_text() == record["properties"]["code"]
     assert page.inner_text(".feature-details h3") == record["properties"]["name"]
-    assert page.inner_text(".feature-details [data-field=status]") == camera["properties"]["status"]
+    status = page.query_selector(".feature-details [data-field=status]")
+    assert status is not None and status.get_attribute("data-value") == camera["properties"]["status"]
+    assert status.inner_text() in {"在线 online", "离线 offline", "故障 fault"}  # the model's label, not the code
     page.close()

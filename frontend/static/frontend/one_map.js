@@ -65,8 +65,10 @@
       const term = document.createElement('dt');
       term.textContent = label;
       const value = document.createElement('dd');
-      value.textContent = String(properties[key]);
+      const labels = (config.valueLabels[spec.collection] || {})[key] || {};
+      value.textContent = labels[properties[key]] || String(properties[key]);
       value.dataset.field = key;
+      value.dataset.value = String(properties[key]);
       list.append(term, value);
     }
     box.appendChild(list);
