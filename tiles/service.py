@@ -86,7 +86,7 @@ def run_tile_statement(tq: TileQuery) -> tuple[Any, Any, Any]:
         row = cursor.fetchone()
     if db.queries_logged:  # DEBUG or CaptureQueriesContext: log it as Django's cursor would
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    assert row is not None  # SELECT ... FROM env always yields one row
+    assert row is not None  # a SELECT of expressions, with no FROM, always yields one row
     return row[0], row[1], row[2]
 
 

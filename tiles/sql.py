@@ -36,7 +36,7 @@ HALF_WORLD = 20037508.342789244
 SqlParam = int | float | str | list[str]
 Params = list[SqlParam]
 # A statement's parameters as its builder lays them out: a value, or a function of the tile for
-# the values that change from tile to tile of the same shape (the column, the row, cluster cells).
+# the values that change from tile to tile of the same shape (the boxes, the column, the row, cluster cells).
 TileValue = Callable[["TileQuery"], int | str]
 ParamTemplate = list[SqlParam | TileValue]
 
