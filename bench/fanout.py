@@ -41,8 +41,11 @@ def screen_token() -> str:
     return ApiToken.issue(user, "bench")[1]
 
 
+SLOW_S = 1.0  # an update later than this is a stall worth locating in the run
+
+
 async def screen(url: str, token: str, subscription: dict, samples: list[float], counts: dict[str, int],
-                 stop: asyncio.Event, compression: bool) -> None:
+                 stop: asyncio.Event, compression: bool, slow: dict[int, float]) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(f"{url.replace('http', 'ws', 1)}/ws/map?token={token}", max_size=64 * 2**20,
@@ -57,7 +60,10 @@ async def screen(url: str, token: str, subscription: dict, samples: list[float],
             now = time.time()
             if raw.startswith('{"type":"frame"'):  # the client's own time is latency too: skip json.loads
                 counts["frame"] = counts.get("frame", 0) + 1
-                samples.extend(now - float(t) for t in COMMITTED_AT.findall(raw))
+                latencies = [now - float(t) for t in COMMITTED_AT.findall(raw)]
+                samples.extend(latencies)
+                if latencies and max(latencies) > SLOW_S:  # which second of the clock, and how late
+                    slow[int(now)] = max(slow.get(int(now), 0.0), max(latencies))
                 continue
             message = json.loads(raw)
             counts[message["type"]] = counts.get(message["type"], 0) + 1
@@ -73,8 +79,11 @@ async def run(args: argparse.Namespace, token: str, gateway: str, source: FixSou
     counts: dict[str, int] = {}
     memory: list[tuple[float, float]] = []
     stop = asyncio.Event()
-    screens = [asyncio.create_task(screen(args.url, token, sub, samples, counts, stop, not args.no_compression))
+    slow: dict[int, float] = {}
+    screens = [asyncio.create_task(screen(args.url, token, sub, samples, counts, stop, not args.no_compression, slow))
                for sub in subscriptions(args, districts)]
+    lag: dict[int, float] = {}
+    lag_probe = asyncio.create_task(loop_lag(stop, lag))
     await asyncio.sleep(args.warmup)  # screens connected and their snapshots sent before the load
     idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
     for _ in range(args.inflight):
@@ -97,7 +106,7 @@ async def run(args: argparse.Namespace, token: str, gateway: str, source: FixSou
 
     tick = 1.0 / args.ticks
     per_tick = max(1, round(args.rate / args.ticks))
-    started = monotonic()
+    started, started_wall = monotonic(), time.time()
     next_tick = started
     posts: set[asyncio.Task[None]] = set()
     while monotonic() - started < args.duration:
@@ -115,11 +124,34 @@ async def run(args: argparse.Namespace, token: str, gateway: str, source: FixSou
         memory.append((elapsed, rss_mib(args.pid) or 0.0))
     await asyncio.sleep(1.0)  # let the last frames arrive before closing
     stop.set()
-    await asyncio.gather(*screens, return_exceptions=True)
+    await asyncio.gather(*screens, lag_probe, return_exceptions=True)
     while not idle.empty():
         idle.get_nowait().close()
     return {"samples": samples, "counts": counts, "memory": memory, "sent": sent[0], "offered": offered[0],
-            "errors": errors, "elapsed": elapsed, "request_s": request_s}
+            "errors": errors, "elapsed": elapsed, "request_s": request_s, "slow": slow, "lag": lag,
+            "started_wall": started_wall}
+
+
+async def loop_lag(stop: asyncio.Event, lag: dict[int, float], every_s: float = 0.1) -> None:
+    """This client's own event-loop lag, per second of the clock where it passed SLOW_S / 4: a
+    screen's update that is late because this process was busy is the client's stall, not the
+    server's."""
+    while not stop.is_set():
+        due = monotonic() + every_s
+        await asyncio.sleep(every_s)  # the probe itself: how late does the loop wake it?
+        late = monotonic() - due
+        if late > SLOW_S / 4:
+            lag[int(time.time())] = max(lag.get(int(time.time()), 0.0), late)
+
+
+def stalls(slow: dict[int, float], lag: dict[int, float], first: float) -> str:
+    """Where in the run updates were later than SLOW_S, and this client's loop lag near those times."""
+    if not slow:
+        return f"no update later than {SLOW_S:.0f} s"
+    spans = ", ".join(f"{second - first:.0f} s: {late * 1000:.0f} ms" for second, late in sorted(slow.items())[:20])
+    own = ", ".join(f"{second - first:.0f} s: {late * 1000:.0f} ms" for second, late in sorted(lag.items())[:20])
+    return f"updates later than {SLOW_S:.0f} s at (run second: worst) {spans}; this client's own loop lag > " \
+           f"{SLOW_S * 250:.0f} ms at {own or 'no time'}"
 
 
 def main() -> None:
@@ -169,7 +201,8 @@ def main() -> None:
              f"{len(result['errors'])} failed requests{': ' + result['errors'][0] if result['errors'] else ''}; "
              f"request p50 {req.get('p50', 0):.0f} ms, p99 {req.get('p99', 0):.0f} ms; this client used "
              f"{cpu.ru_utime + cpu.ru_stime:.0f} s CPU); permessage-deflate {'off' if args.no_compression else 'on'}; messages "
-             f"per type: {result['counts']}. RSS MiB over time: {curve}. Target p99 <= 500 ms at "
+             f"per type: {result['counts']}. RSS MiB over time: {curve}. "
+             f"{stalls(result['slow'], result['lag'], result['started_wall'])}. Target p99 <= 500 ms at "
              f"{args.rate:,.0f} fixes/s: {'meets' if p and p['p99'] <= 500 and sent_ok else 'MISSES'}.")
     print(text)
     print(notes)
