@@ -150,8 +150,9 @@ def stalls(slow: dict[int, float], lag: dict[int, float], first: float) -> str:
         return f"no update later than {SLOW_S:.0f} s"
     spans = ", ".join(f"{second - first:.0f} s: {late * 1000:.0f} ms" for second, late in sorted(slow.items())[:20])
     own = ", ".join(f"{second - first:.0f} s: {late * 1000:.0f} ms" for second, late in sorted(lag.items())[:20])
-    return f"updates later than {SLOW_S:.0f} s at (run second: worst) {spans}; this client's own loop lag > " \
-           f"{SLOW_S * 250:.0f} ms at {own or 'no time'}"
+    clock = time.strftime("%H:%M:%S UTC", time.gmtime(min(slow)))  # to line up with the server's and PostgreSQL's logs
+    return f"updates later than {SLOW_S:.0f} s at (run second: worst) {spans} (the first at {clock}); this " \
+           f"client's own loop lag > {SLOW_S * 250:.0f} ms at {own or 'no time'}"
 
 
 def main() -> None:

@@ -54,13 +54,19 @@ class HttpConnection:
 
 
 class FixSource:
-    """Fixes for every known device, round after round; each round 10 ms later than the last, all
-    just behind the wall clock, so every fix is new and moves its unit's latest position forward."""
+    """Fixes for every known device, round after round, each round timed just behind the wall
+    clock (and at least 10 ms after the last), so every fix is new, moves its unit's latest
+    position forward, and is as fresh as a real device's.
+
+    Until 2026-11-29 a round was only 10 ms later than the one before, whatever the time it took
+    (~5 s at 2,000 fixes/s): the fixes fell behind the clock by about a second a second, and
+    ~115 s into a run every unit crossed the 120 s staleness line at once; that mass change, not
+    the server's normal fan-out, was the one 6 s stall of the 10-minute fan-out runs."""
 
     def __init__(self, device_ids: list[str], seed: int = 7) -> None:
         self.device_ids = device_ids
         self.rng = random.Random(seed)
-        self.base = datetime.now(UTC) - timedelta(seconds=2)
+        self.round_at = datetime.now(UTC) - timedelta(seconds=2)
         self.i = 0
         self.positions = {d: (self.rng.uniform(116.25, 116.55), self.rng.uniform(39.80, 40.05)) for d in device_ids}
 
@@ -69,7 +75,9 @@ class FixSource:
         n = len(self.device_ids)
         for _ in range(count):
             device = self.device_ids[self.i % n]
-            at = self.base + timedelta(milliseconds=10 * (self.i // n))
+            if self.i % n == 0 and self.i:  # a new round
+                self.round_at = max(datetime.now(UTC) - timedelta(seconds=1), self.round_at + timedelta(milliseconds=10))
+            at = self.round_at
             lon, lat = self.positions[device]
             lon, lat = lon + self.rng.uniform(-2e-4, 2e-4), lat + self.rng.uniform(-2e-4, 2e-4)
             self.positions[device] = (lon, lat)
