@@ -272,9 +272,9 @@ def floor(groups: dict[str, list[tuple[int, int, int]]], group: str, concurrency
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_tile_list")
         cursor.execute("CREATE UNLOGGED TABLE bench_tile_list (i int PRIMARY KEY, z int, x int, y int, e text, b text)")
-        boxes = [(TileQuery((), *t).box, TileQuery((), *t).buffered_box) for t in tiles]
+        queries = [TileQuery((), *t) for t in tiles]
         cursor.executemany("INSERT INTO bench_tile_list VALUES (%s, %s, %s, %s, %s, %s)",
-                           [(i + 1, *t, *boxes[i]) for i, t in enumerate(tiles)])
+                           [(i + 1, q.z, q.x, q.y, q.box, q.buffered_box) for i, q in enumerate(queries)])
     zooms = sorted({z for z, _, _ in tiles})
     rps = lat = 0.0
     total = 0
