@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
 
@@ -28,6 +29,11 @@ INSTALLED_APPS = [
     "frontend",
     "realtime",
     "tiles",
+    "command",
+    # django-ninja: the /api/docs page is served from its own static files (no CDN)
+    "ninja",
+    # procrastinate: the PostgreSQL-backed job runner (its tables come as migrations)
+    "procrastinate.contrib.django",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +103,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# Uploaded task photos (command/): outside the code, never served without a permission check.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / ".var" / "media")))
 STATIC_ROOT = BASE_DIR / ".var" / "static"
 # MapLibre GL JS comes from npm (node_modules) and is served by us: nothing loads from a CDN.
 STATICFILES_DIRS = [

@@ -3,11 +3,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.api import api
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("ogc/", include("geo.ogc.urls")),
     path("tiles/", include("tiles.urls")),
     path("", include("accounts.urls")),
     path("", include("realtime.urls")),
+    path("api/", api.urls),
     path("", include("frontend.urls")),
 ]
