@@ -53,16 +53,21 @@ SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=
 	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
+# The job runner (procrastinate, on PostgreSQL): dispatch's periodic sweep of deadlines,
+# reminders and escalations (command/tasks.py), as a process of its own beside the server.
+JOBS = $(PY) manage.py procrastinate worker --queues dispatch
+
 serve:
-	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers)"
-	@$(SERVER)
+	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers, and the job runner)"
+	@$(JOBS) & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; $(SERVER)
 
 # The demo: the server, and the simulator sending officers' and vehicles' fixes through the real
 # HTTP ingest path (every 2nd unit every 5 s: lively on the map, light on 2 cores).
 demo: setup
 	@echo "demo: http://$(HOST):$(PORT) (simulated units moving; Ctrl-C stops both)"
 	@$(PY) manage.py simulate --url http://$(HOST):$(PORT) --wait 60 --every 2 --interval 5 -v 0 & sim=$$!; \
-	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  $(JOBS) & jobs=$$!; \
+	  trap 'kill $$sim $$jobs 2>/dev/null' EXIT INT TERM; \
 	  $(SERVER)
 
 lint: .venv/.installed

@@ -1,0 +1,97 @@
+"""The audit log: every action appended to a hash chain; the database refuses updates and deletes;
+`manage.py audit verify` finds an altered, a removed and an inserted entry and exits non-zero."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+
+from command import audit
+from command.models import AuditEntry
+from tests.dispatch_support import Dongcheng, dongcheng  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def make_entries(d: Dongcheng, n: int = 3) -> list[AuditEntry]:
+    for _ in range(n):
+        body = {"lon": d.lon, "lat": d.lat, "category": "E0201", "source": "patrol"}
+        assert d.api("donghuamen", "post", "/api/tasks", body).status_code == 201
+    return list(AuditEntry.objects.order_by("-id")[:n])[::-1]
+
+
+def run_verify() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("audit", "verify", stdout=out, stderr=StringIO())
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+@contextmanager
+def trigger_off() -> Iterator[None]:
+    """What an attacker with the table owner's rights could do (the test's transaction undoes it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE command_auditentry DISABLE TRIGGER USER")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE command_auditentry ENABLE TRIGGER USER")
+
+
+def test_every_action_is_chained_and_the_chain_verifies(dongcheng: Dongcheng) -> None:  # noqa: F811
+    entries = make_entries(dongcheng)
+    assert [e.action for e in entries] == ["create"] * 3
+    assert entries[1].prev_hash == entries[0].hash and entries[2].prev_hash == entries[1].hash
+    assert entries[0].after["category"] == "E0201" and entries[0].actor == "donghuamen"
+    code, out = run_verify()
+    assert code == 0 and "chain intact" in out
+
+
+def test_the_database_refuses_update_delete_and_truncate(dongcheng: Dongcheng) -> None:  # noqa: F811
+    entry = make_entries(dongcheng, 1)[0]
+    for statement in ("UPDATE command_auditentry SET actor = 'x' WHERE id = %s",
+                      "DELETE FROM command_auditentry WHERE id = %s", "TRUNCATE command_auditentry"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(statement, [entry.pk] if "%s" in statement else None)
+    assert AuditEntry.objects.filter(pk=entry.pk, actor="donghuamen").exists()
+
+
+def test_an_altered_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+    entries = make_entries(dongcheng)
+    with trigger_off(), connection.cursor() as cursor:
+        cursor.execute("UPDATE command_auditentry SET after = jsonb_set(after, '{state}', '\"closed\"') WHERE id = %s",
+                       [entries[1].pk])
+    code, out = run_verify()
+    assert code == 1 and f"entry {entries[1].pk}: altered" in out
+    assert f"entry {entries[2].pk}" not in out  # the next link still holds: only the content changed
+
+
+def test_a_removed_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+    entries = make_entries(dongcheng)
+    with trigger_off(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM command_auditentry WHERE id = %s", [entries[1].pk])
+    code, out = run_verify()
+    assert code == 1 and f"entry {entries[2].pk}: broken_link" in out
+
+
+def test_an_inserted_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+    entries = make_entries(dongcheng, 2)
+    # A forged entry with a well-formed hash of its own, slipped in between two real ones: a gap
+    # in the ids is left by an action that rolled back after taking an id.
+    forged_id = entries[0].pk + 1
+    with trigger_off(), connection.cursor() as cursor:
+        cursor.execute("UPDATE command_auditentry SET id = id + 1000000 WHERE id = %s", [entries[1].pk])
+        at = entries[0].at
+        digest = audit.entry_hash(entries[0].hash, at, "intruder", "close", "task", "1", None, {"state": "closed"})
+        cursor.execute("INSERT INTO command_auditentry (id, at, actor, action, object_type, object_id, before, after,"
+                       " prev_hash, hash) VALUES (%s, %s, 'intruder', 'close', 'task', '1', NULL,"
+                       " '{\"state\": \"closed\"}', %s, %s)", [forged_id, at, entries[0].hash, digest])
+    code, out = run_verify()
+    assert code == 1 and f"entry {entries[1].pk + 1000000}: broken_link" in out
