@@ -94,7 +94,7 @@ def do_sweep(now: datetime | None = None) -> SweepReport:
     near = Task.objects.filter(state__in=WORKING, reminded_at__isnull=True, overdue=False, deadline__gt=now,
                                deadline__lte=now + timedelta(days=4)).values_list("id", "deadline")
     for task_id, deadline in near:
-        if working_hours_between(now, deadline) > REMIND_BEFORE_HOURS:
+        if deadline is None or working_hours_between(now, deadline) > REMIND_BEFORE_HOURS:
             continue
 
         def needs_reminder(t: Task) -> bool:
