@@ -157,7 +157,7 @@ def test_collections_list_with_or_without_trailing_slash(get, path):
     assert response.status_code == 200
     listed = {c["id"]: c for c in response.json()["collections"]}
     assert set(listed) == {"districts", "streets", "communities", "gridcells", "hotspots", "cameras", "officers",
-                           "vehicles"}
+                           "vehicles", "tasks"}
     cameras = listed["cameras"]
     assert cameras["itemType"] == "feature"
     assert cameras["crs"] == [CRS84, EPSG_4490] and cameras["storageCrs"] == EPSG_4490

@@ -77,6 +77,15 @@ def test_polygon_layers_use_their_codes_as_feature_ids(commander) -> None:  # ty
 
 
 def test_composite_tile_has_every_layer_as_in_its_own_tile(commander) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.gis.geos import Point
+    from django.utils import timezone
+
+    from command.models import Task
+
+    # A live dispatch task in the tile (the test's transaction removes it).
+    now = timezone.now()
+    Task.objects.create(number="T-TILE-1", state="reported", source="patrol", category_id="E0501",
+                        geom=Point(*CENTRE, srid=4490), district_id="110101", created_at=now, updated_at=now)
     composite = decode(commander.get(path(ALL_LAYERS, *Z14)))
     assert set(composite) == {layer.id for layer in registry.LAYERS}
     for layer in registry.LAYERS:

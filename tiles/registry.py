@@ -117,6 +117,9 @@ LAYERS: tuple[TileLayer, ...] = (
                     id_sql=ROW_ID, live=True),
     from_collection("vehicles", ("call_sign", "plate", "kind", "unit", "district", "street", "position_at",
                                  "heading"), id_sql=ROW_ID, live=True),
+    # Dispatch tasks change with every action: a live layer, like the units.
+    from_collection("tasks", ("number", "state", "category", "overdue", "escalation", "district", "street"),
+                    id_sql=ROW_ID, minzoom=9, live=True),
 )
 
 BY_ID: dict[str, TileLayer] = {layer.id: layer for layer in LAYERS}

@@ -153,6 +153,25 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
 )
 
+# Dispatch tasks (command/): declared here by table name, so geo does not import the dispatch
+# domain. The states and the category codes are command.workflow's and command_category's.
+TASK_STATES = ("reported", "filed", "dispatched", "accepted", "on_site", "handled", "verified", "closed",
+               "cancelled", "merged")
+COLLECTIONS += (
+    Collection(
+        id="tasks", title="Dispatch tasks 任务", scope=JURISDICTION,
+        description="Hotspot tasks (案件) from intake to verified closure, at their place.",
+        table="command_task",
+        properties=(("number", "number"), ("state", "state"), ("category", "category_id"), ("source", "source"),
+                    ("deadline", "deadline"), ("overdue", "overdue"), ("escalation", "escalation"),
+                    ("created_at", "created_at"), ("district", "district_id"), ("street", "street_id"),
+                    ("grid_cell", "grid_cell_id"), ("hotspot", "hotspot_id")),
+        filters=(Filter("state", "state", choices=TASK_STATES),
+                 Filter("category", "category_id", pattern=re.compile(r"^[A-Z]\d{4,6}$")),
+                 DISTRICT_FILTER, STREET_FILTER),
+    ),
+)
+
 BY_ID: dict[str, Collection] = {c.id: c for c in COLLECTIONS}
 
 
