@@ -265,3 +265,30 @@ def test_bad_uploads_are_413_and_415(dongcheng: Dongcheng) -> None:  # noqa: F81
     big.name = "big.png"
     response = d.clients["officer1"].post(f"/api/tasks/{task_id}/photos", {"file": big})
     assert response.status_code == 413
+
+
+def test_an_auto_dispatch_rule_sends_street_vending_to_the_streets_nearest_officer(dongcheng: Dongcheng) -> None:  # noqa: F811
+    from command.models import DispatchRule
+
+    d = dongcheng
+    DispatchRule.objects.create(category_id="E0501", district_id="110101", street_id="110101001")
+    place_officer(d.officer2, *offset(d.lon, d.lat, 20, 0))  # nearer, but of another street's team
+    place_officer(d.officer1, *offset(d.lon, d.lat, 200, 0))
+    task = create(d)
+    assert task["state"] == "dispatched"
+    assert [(a["kind"], a["id"]) for a in task["assignments"]] == [("officer", d.officer1.pk)]
+    assert [e["actor"] for e in task["timeline"] if e["action"] in ("file", "dispatch")] == ["system", "system"]
+    # Another category has no rule: it waits for a dispatcher.
+    assert create(d, category="E0201")["state"] == "reported"
+
+
+def test_the_openapi_document_and_docs_page_are_served_locally(dongcheng: Dongcheng) -> None:  # noqa: F811
+    schema = dongcheng.api("donghuamen", "get", "/api/schema").json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/{task_id}/recommendations", "/api/kpis"} <= set(paths)
+    for action in ("file", "dispatch", "accept", "arrive", "feedback", "verify", "rework", "close", "extend",
+                   "cancel", "merge", "reassign"):
+        assert f"/api/tasks/{{task_id}}/{action}" in paths, action
+    page = dongcheng.api("donghuamen", "get", "/api/docs").content.decode()
+    assert "swagger" in page.lower() and "cdn." not in page and "unpkg" not in page

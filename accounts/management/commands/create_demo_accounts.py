@@ -42,6 +42,7 @@ DEMO_ACCOUNTS = [
     DemoAccount("officer2", Role.FIELD_OFFICER, "执法队员二", district="110101", street="110101002",
                 link_officer=True),
     DemoAccount("wall", Role.WALL_DISPLAY, "指挥大屏"),
+    DemoAccount("verifier", Role.VERIFIER, "东城区核查员", district="110101"),
 ]
 ADMIN_USERNAME = "admin"
 
