@@ -6,6 +6,7 @@ so every count is exact whether or not the full fixtures are loaded."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken, Profile, Role
 from geo.models import Camera, District, EnforcementUnit, HotspotPoint, Officer, Street, Vehicle
+from geo.ogc import registry
 
 PREFIX = "ogct"
 DISTRICTS = ("110198", "110199")
@@ -28,6 +30,8 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 # 30 cameras on a 0.01° grid from (100.00, 30.00): 6 columns east, 5 rows north.
 CAMERA_COLUMNS, CAMERA_ROWS = 6, 5
+# A comma inside a tag: the published text must keep the two tags apart.
+TAGS = ["国庆", "夜间,占道"]
 
 
 # -- the test world --------------------------------------------------------------------------------
@@ -83,7 +87,7 @@ def build_world() -> SimpleNamespace:
     Vehicle.objects.create(unit=unit, district=d98, street=s1, call_sign="OGCT-V1", device_id="ogct-dev-v1",
                            plate="京OGCT1", kind="patrol_car", geom=Point(100.01, 30.03, srid=4490), position_at=now)
     HotspotPoint.objects.create(category="street_vending", name="桥下摊点", opened_at=now, district=d98, street=s1,
-                                geom=Point(100.015, 30.015, srid=4490))
+                                geom=Point(100.015, 30.015, srid=4490), tags=TAGS)
 
     users = get_user_model().objects
 
@@ -142,6 +146,35 @@ def test_landing_page_links_conformance_and_data(get):
     assert rels["self"].endswith("/ogc/")
     assert rels["conformance"].endswith("/ogc/conformance")
     assert rels["data"].endswith("/ogc/collections")
+
+
+def test_landing_page_links_the_api_definition(get, settings):
+    links = {link["rel"]: link for link in get("/ogc/").json()["links"]}
+    desc, doc = links["service-desc"], links["service-doc"]
+    assert desc["type"] == "application/vnd.oai.openapi+json;version=3.0" and doc["type"] == "text/html"
+    response = get(urlsplit(desc["href"]).path)
+    assert response.status_code == 200 and response["Content-Type"] == desc["type"]
+    api = response.json()
+    assert api["openapi"].startswith("3.0.") and api["servers"][0]["url"].endswith("/ogc")
+    # What GDAL >= 3.8 reads for its page size: the items path of each collection, its `limit`
+    # parameter by local $ref, and that parameter's default and maximum.
+    limit = api["components"]["parameters"]["limit"]["schema"]
+    assert limit == {"type": "integer", "minimum": 1, "maximum": settings.OGC_MAX_LIMIT, "default": 10}
+    for collection in registry.COLLECTIONS:
+        operation = api["paths"][f"/collections/{collection.id}/items"]["get"]
+        parameters = operation["parameters"]
+        assert {"$ref": "#/components/parameters/limit"} in parameters
+        assert {"$ref": "#/components/parameters/cursor"} in parameters
+        named = {p["name"]: p for p in parameters if "name" in p}
+        assert set(named) == {f.param for f in collection.filters}
+        for flt in collection.filters:
+            item = named[flt.param]["schema"]["items"]
+            assert item.get("enum", []) == list(flt.choices)
+        assert f"/collections/{collection.id}/items/{{featureId}}" in api["paths"]
+        assert {"429", "503"} <= set(operation["responses"])
+    html = get(urlsplit(doc["href"]).path)
+    assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
+    assert b"/ogc/collections/cameras/items" in html.content and b"cursor" in html.content
 
 
 def test_conformance_declares_core_geojson_and_crs(get):
@@ -279,6 +312,14 @@ def test_feature_by_id(get, world):
     assert body["geometry"]["coordinates"] == [100.01, 30.01]
     assert {link["rel"] for link in body["links"]} == {"self", "collection"}
     assert "device_id" not in body["properties"]
+
+
+def test_tags_are_published_as_json_text(get):
+    """A list property would be a GDAL StringList, which GeoPackage and Shapefile cannot hold: tags
+    are one string holding the JSON array, exact whatever a tag contains."""
+    feature = get("/ogc/collections/hotspots/items", district="110198").json()["features"][0]
+    assert isinstance(feature["properties"]["tags"], str)
+    assert json.loads(feature["properties"]["tags"]) == TAGS
 
 
 def test_feature_with_a_text_id(get):
@@ -433,15 +474,33 @@ def test_feature_outside_the_jurisdiction_is_404(get, world):
 
 # -- query budget ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("limit", "queries"), [
-    (5, 3),    # token + page + count (the page is full, so the total must be counted)
-    (100, 2),  # token + page (a short first page proves the total)
+@pytest.mark.parametrize(("params", "queries"), [
+    ({"limit": 5}, 3),     # token + page + count (the page is full, so the total must be counted)
+    ({"limit": 100}, 2),   # token + page (a short first page proves the total)
+    ({"limit": 5, "cursor": "1"}, 2),  # token + page: a cursor page never counts
 ])
-def test_items_query_budget(client, world, limit, queries):
+def test_items_query_budget(client, world, params, queries):
     headers = bearer(world.district)
     with CaptureQueriesContext(connection) as captured:
-        response = client.get("/ogc/collections/cameras/items", {"district": "110198", "limit": limit}, **headers)
+        response = client.get("/ogc/collections/cameras/items", {"district": "110198", **params}, **headers)
     assert response.status_code == 200
+    assert len(captured) == queries, [q["sql"][:120] for q in captured]
+
+
+@pytest.mark.parametrize(("path", "queries"), [
+    ("/ogc/", 1),              # token
+    ("/ogc/api", 1),           # token: the definition comes from the registry
+    ("/ogc/collections", 2),   # token + the districts' version (the extent is cached per version)
+    ("/ogc/collections/cameras", 2),
+    ("/ogc/collections/cameras/items/1", 2),  # token + feature
+    ("/ogc/collections/streets/items/a%00b", 1),  # refused before any SQL
+])
+def test_metadata_query_budget(client, world, path, queries):
+    headers = bearer(world.district)
+    client.get("/ogc/collections", **headers)  # the extent computed once, as in a running process
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, **headers)
+    assert response.status_code in (200, 404)
     assert len(captured) == queries, [q["sql"][:120] for q in captured]
 
 
