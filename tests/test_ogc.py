@@ -1,5 +1,5 @@
 """The OGC API - Features at /ogc/: shape, paging, CRS, errors, authentication, jurisdiction,
-query budget, and a read by GDAL's OAPIF driver through a live server.
+query budget (GDAL through a live server: tests/test_ogc_gdal.py).
 
 The tests build their own small world (districts 110198 and 110199, far from Beijing at 100°E 30°N)
 so every count is exact whether or not the full fixtures are loaded."""
@@ -7,9 +7,6 @@ so every count is exact whether or not the full fixtures are loaded."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -502,61 +499,3 @@ def test_metadata_query_budget(client, world, path, queries):
         response = client.get(path, **headers)
     assert response.status_code in (200, 404)
     assert len(captured) == queries, [q["sql"][:120] for q in captured]
-
-
-# -- GDAL ------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ogc_server(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    """A live server over committed data. Not pytest-django's `live_server`: that forces a
-    transactional test whose flush would empty every table, the session's full fixtures included;
-    this one commits its own world and deletes exactly that afterwards."""
-    from pytest_django.live_server_helper import LiveServer
-
-    with django_db_blocker.unblock():
-        world = build_world()
-        _, token = ApiToken.issue(world.city)
-    server = LiveServer("localhost")
-    try:
-        yield SimpleNamespace(url=server.url, token=token)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            destroy_world()
-
-
-def run_ogrinfo(args: list[str], headers: str, blocker) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "GDAL_HTTP_HEADERS": headers}
-    # The server thread reads the database: pytest-django blocks that outside db tests.
-    with blocker.unblock():
-        return subprocess.run(["ogrinfo", "-ro", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def ogrinfo(*args: str, token: str, blocker) -> str:  # type: ignore[no-untyped-def]
-    result = run_ogrinfo(list(args), f"Authorization: Bearer {token}", blocker)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo is not installed")
-def test_gdal_reads_the_api(ogc_server, django_db_blocker):
-    source = f"OAPIF:{ogc_server.url}/ogc/"
-    listing = ogrinfo(source, token=ogc_server.token, blocker=django_db_blocker)
-    for layer in ("districts", "cameras", "officers"):
-        assert layer in listing
-
-    with django_db_blocker.unblock():
-        districts = District.objects.count()
-    summary = ogrinfo("-so", source, "districts", token=ogc_server.token, blocker=django_db_blocker)
-    assert f"Feature Count: {districts}" in summary
-    # A full read, paged by GDAL through the next links (5 per page).
-    features = ogrinfo("-al", "-q", "-oo", "PAGE_SIZE=5", source, "districts", token=ogc_server.token,
-                       blocker=django_db_blocker)
-    assert features.count("OGRFeature(districts)") == districts
-    assert "110198" in features and "Test East" in features
-
-
-def test_gdal_without_a_token_is_refused(ogc_server, django_db_blocker):
-    result = run_ogrinfo(["-so", f"OAPIF:{ogc_server.url}/ogc/"], "", django_db_blocker)
-    assert result.returncode != 0
-    assert "401" in result.stderr or "Unauthorized" in result.stderr

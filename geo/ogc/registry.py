@@ -81,9 +81,10 @@ def choices(text_choices: type[TextChoices]) -> tuple[str, ...]:
 DISTRICT_FILTER = Filter("district", "district_id", pattern=DISTRICT_CODE)
 STREET_FILTER = Filter("street", "street_id", pattern=STREET_CODE)
 UNIT_FILTER = Filter("unit", "unit_id", pattern=UNIT_CODE)
-# The position and motion of a field unit, shared by officers and vehicles.
+# The position and motion of a field unit, shared by officers and vehicles. Published names keep to
+# 10 characters, a Shapefile's limit: longer ones are truncated by ogr2ogr (with a warning).
 POSITION_PROPERTIES = (
-    ("position_at", "position_at"),
+    ("located_at", "position_at"),
     ("speed", "speed"),
     ("heading", "heading"),
     ("accuracy", "accuracy"),
