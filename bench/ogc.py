@@ -96,7 +96,7 @@ def sql_floor(query: str) -> Callable[[], int]:
     def run() -> int:
         with connection.cursor() as cursor:
             cursor.execute(*page)
-            returned, _features = cursor.fetchone()
+            returned, _features, _last_key = cursor.fetchone()
             if returned >= items.limit:  # the view counts only when the page is full
                 cursor.execute(*count)
                 cursor.fetchone()
