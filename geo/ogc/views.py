@@ -187,7 +187,7 @@ def next_limit(limit: int) -> int:
     less than this page's. Whoever follows next links is reading the whole collection (GDAL,
     QGIS, scripts), and GDAL before 3.8 always starts at limit=10: 14,180 requests for the cameras.
     Every request still gets at most the limit it asks for."""
-    return max(limit, min(2 * limit, settings.OGC_NEXT_LIMIT_MAX))
+    return max(limit, min(2 * limit, settings.OGC_NEXT_LIMIT_MAX, settings.OGC_MAX_LIMIT))
 
 
 def page_links(request: HttpRequest, coll: registry.Collection, query: ItemsQuery, returned: int,
