@@ -126,6 +126,15 @@ ONEMAP_TILE_TOKEN_MAX_AGE_S = int(env("TILE_TOKEN_MAX_AGE_S", str(12 * 3600)))
 ONEMAP_TILE_LIVE_MAX_AGE_S = int(env("TILE_LIVE_MAX_AGE_S", "5"))
 # The OGC API caps a page at this many features.
 OGC_MAX_LIMIT = int(env("OGC_MAX_LIMIT", "10000"))
+# Pages of more features than this are heavy (geo/ogc/limits.py): streamed in chunks, and at most
+# so many at once per user (then 429) and per process (then 503), with this Retry-After. The
+# process limit stays well under DB_POOL_MAX so light requests always find a connection.
+OGC_HEAVY_LIMIT = int(env("OGC_HEAVY_LIMIT", "1000"))
+OGC_HEAVY_PER_USER = int(env("OGC_HEAVY_PER_USER", "2"))
+OGC_HEAVY_PER_PROCESS = int(env("OGC_HEAVY_PER_PROCESS", "4"))
+OGC_HEAVY_RETRY_AFTER_S = int(env("OGC_HEAVY_RETRY_AFTER_S", "2"))
+# A `next` link asks for twice the page it follows, up to this (geo/ogc/views.py next_limit).
+OGC_NEXT_LIMIT_MAX = int(env("OGC_NEXT_LIMIT_MAX", "1000"))
 
 # Debian 12's GDAL is 3.6; its missing file/network blocking matters only when untrusted spatial
 # reference strings reach GDAL, and OneMap only passes SRIDs from its own whitelists.

@@ -1,17 +1,15 @@
 """The OGC API - Features at /ogc/: shape, paging, CRS, errors, authentication, jurisdiction,
-query budget, and a read by GDAL's OAPIF driver through a live server.
+query budget (GDAL through a live server: tests/test_ogc_gdal.py).
 
 The tests build their own small world (districts 110198 and 110199, far from Beijing at 100°E 30°N)
 so every count is exact whether or not the full fixtures are loaded."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -21,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken, Profile, Role
 from geo.models import Camera, District, EnforcementUnit, HotspotPoint, Officer, Street, Vehicle
+from geo.ogc import registry
 
 PREFIX = "ogct"
 DISTRICTS = ("110198", "110199")
@@ -28,6 +27,8 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 # 30 cameras on a 0.01° grid from (100.00, 30.00): 6 columns east, 5 rows north.
 CAMERA_COLUMNS, CAMERA_ROWS = 6, 5
+# A comma inside a tag: the published text must keep the two tags apart.
+TAGS = ["国庆", "夜间,占道"]
 
 
 # -- the test world --------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def build_world() -> SimpleNamespace:
     Vehicle.objects.create(unit=unit, district=d98, street=s1, call_sign="OGCT-V1", device_id="ogct-dev-v1",
                            plate="京OGCT1", kind="patrol_car", geom=Point(100.01, 30.03, srid=4490), position_at=now)
     HotspotPoint.objects.create(category="street_vending", name="桥下摊点", opened_at=now, district=d98, street=s1,
-                                geom=Point(100.015, 30.015, srid=4490))
+                                geom=Point(100.015, 30.015, srid=4490), tags=TAGS)
 
     users = get_user_model().objects
 
@@ -144,6 +145,35 @@ def test_landing_page_links_conformance_and_data(get):
     assert rels["data"].endswith("/ogc/collections")
 
 
+def test_landing_page_links_the_api_definition(get, settings):
+    links = {link["rel"]: link for link in get("/ogc/").json()["links"]}
+    desc, doc = links["service-desc"], links["service-doc"]
+    assert desc["type"] == "application/vnd.oai.openapi+json;version=3.0" and doc["type"] == "text/html"
+    response = get(urlsplit(desc["href"]).path)
+    assert response.status_code == 200 and response["Content-Type"] == desc["type"]
+    api = response.json()
+    assert api["openapi"].startswith("3.0.") and api["servers"][0]["url"].endswith("/ogc")
+    # What GDAL >= 3.8 reads for its page size: the items path of each collection, its `limit`
+    # parameter by local $ref, and that parameter's default and maximum.
+    limit = api["components"]["parameters"]["limit"]["schema"]
+    assert limit == {"type": "integer", "minimum": 1, "maximum": settings.OGC_MAX_LIMIT, "default": 10}
+    for collection in registry.COLLECTIONS:
+        operation = api["paths"][f"/collections/{collection.id}/items"]["get"]
+        parameters = operation["parameters"]
+        assert {"$ref": "#/components/parameters/limit"} in parameters
+        assert {"$ref": "#/components/parameters/cursor"} in parameters
+        named = {p["name"]: p for p in parameters if "name" in p}
+        assert set(named) == {f.param for f in collection.filters}
+        for flt in collection.filters:
+            item = named[flt.param]["schema"]["items"]
+            assert item.get("enum", []) == list(flt.choices)
+        assert f"/collections/{collection.id}/items/{{featureId}}" in api["paths"]
+        assert {"429", "503"} <= set(operation["responses"])
+    html = get(urlsplit(doc["href"]).path)
+    assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
+    assert b"/ogc/collections/cameras/items" in html.content and b"cursor" in html.content
+
+
 def test_conformance_declares_core_geojson_and_crs(get):
     conforms = get("/ogc/conformance", f="json").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conforms
@@ -161,7 +191,8 @@ def test_collections_list_with_or_without_trailing_slash(get, path):
     cameras = listed["cameras"]
     assert cameras["itemType"] == "feature"
     assert cameras["crs"] == [CRS84, EPSG_4490] and cameras["storageCrs"] == EPSG_4490
-    assert cameras["extent"]["spatial"]["bbox"] == [[115.4, 39.4, 117.5, 41.1]]
+    west, south, east, north = cameras["extent"]["spatial"]["bbox"][0]
+    assert west < 99.9 and south < 30  # the test world far from Beijing is in the data, so in the extent
     assert any(link["rel"] == "items" and link["type"] == "application/geo+json" for link in cameras["links"])
 
 
@@ -208,24 +239,55 @@ def test_bbox_in_epsg_4490_is_lat_lon(get):
     assert body["numberMatched"] == 9
 
 
-def test_paging_with_limit_offset_and_links(get):
+def follow(get, url: str) -> dict:  # type: ignore[no-untyped-def]
+    parts = urlsplit(url)
+    return get(parts.path, **dict(parse_qsl(parts.query))).json()
+
+
+def rel(body: dict, name: str) -> str | None:
+    return next((link["href"] for link in body["links"] if link["rel"] == name), None)
+
+
+def test_next_links_continue_from_the_last_id(get):
     query = {"district": "110198", "source": "self_built", "limit": 4}
     first = get("/ogc/collections/cameras/items", **query).json()
     total = Camera.objects.filter(district_id="110198", source="self_built").count()
     assert first["numberMatched"] == total == 15
     links = {link["rel"]: link for link in first["links"]}
     assert "prev" not in links and links["next"]["type"] == "application/geo+json"
-    assert "source=self_built" in links["next"]["href"] and "district=110198" in links["next"]["href"]
+    next_query = dict(parse_qsl(urlsplit(links["next"]["href"]).query))
+    # Keyset, not OFFSET: the next page starts after the last id sent; other parameters are kept.
+    assert next_query["cursor"] == str(ids(first)[-1]) and "offset" not in next_query
+    assert next_query["source"] == "self_built" and next_query["district"] == "110198"
+    # Whoever follows next links reads everything: each next page asks for twice as many.
+    assert next_query["limit"] == "8"
 
-    seen, url, pages = ids(first), links["next"]["href"], 1
+    seen, url, sizes = ids(first), rel(first, "next"), [len(ids(first))]
     while url:
-        parts = urlsplit(url)
-        page = get(parts.path, **dict(parse_qsl(parts.query))).json()
-        pages += 1
-        assert any(link["rel"] == "prev" for link in page["links"])
+        page = follow(get, url)
+        assert "numberMatched" not in page  # a cursor page does not count the whole match again
         seen += ids(page)
-        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
-    assert pages == 4 and len(seen) == len(set(seen)) == total and seen == sorted(seen)
+        sizes.append(page["numberReturned"])
+        url = rel(page, "next")
+    assert sizes == [4, 8, 3] and len(seen) == len(set(seen)) == total and seen == sorted(seen)
+
+
+def test_offset_still_pages_and_its_next_link_is_a_cursor(get):
+    query = {"district": "110198", "source": "self_built", "limit": 4}
+    all_ids = ids(get("/ogc/collections/cameras/items", district="110198", source="self_built", limit=100).json())
+    page = get("/ogc/collections/cameras/items", offset=4, **query).json()
+    assert ids(page) == all_ids[4:8] and page["numberMatched"] == 15
+    assert "offset=0" in rel(page, "prev")
+    following = follow(get, rel(page, "next"))
+    assert ids(following) == all_ids[8:15]
+
+
+def test_cursor_page_matches_the_same_rows_as_offset(get):
+    ordered = ids(get("/ogc/collections/cameras/items", district="110198", limit=30).json())
+    page = get("/ogc/collections/cameras/items", district="110198", limit=5, cursor=ordered[9]).json()
+    assert ids(page) == ordered[10:15]
+    streets = ids(get("/ogc/collections/streets/items", district="110198", cursor="110198001").json())
+    assert streets == ["110198002"]  # text ids page the same way
 
 
 def test_offset_past_the_end_is_an_empty_page(get):
@@ -247,6 +309,14 @@ def test_feature_by_id(get, world):
     assert body["geometry"]["coordinates"] == [100.01, 30.01]
     assert {link["rel"] for link in body["links"]} == {"self", "collection"}
     assert "device_id" not in body["properties"]
+
+
+def test_tags_are_published_as_json_text(get):
+    """A list property would be a GDAL StringList, which GeoPackage and Shapefile cannot hold: tags
+    are one string holding the JSON array, exact whatever a tag contains."""
+    feature = get("/ogc/collections/hotspots/items", district="110198").json()["features"][0]
+    assert isinstance(feature["properties"]["tags"], str)
+    assert json.loads(feature["properties"]["tags"]) == TAGS
 
 
 def test_feature_with_a_text_id(get):
@@ -302,9 +372,31 @@ def test_unit_without_a_position_is_listed_but_not_in_a_bbox(get, world):
     ("/ogc/collections/cameras/items/99999999999999999999999", {}, 404),
     ("/ogc/collections/streets/items/000000000", {}, 404),
     ("/ogc/nowhere", {}, 404),
+    # NUL bytes and huge numbers anywhere: a 4xx problem, never a 500 (issue 14).
+    ("/ogc/collections/districts/items/\x00", {}, 404),
+    ("/ogc/collections/streets/items/a\x00b", {}, 404),
+    ("/ogc/collections/streets/items/110198001\n", {}, 404),
+    ("/ogc/collections/cameras/items/1\x00", {}, 404),
+    ("/ogc/collections/cameras/items/" + "9" * 401, {}, 404),
+    ("/ogc/collections/\x00/items", {}, 404),
+    ("/ogc/collections/cameras/items", {"limit": "1\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"limit": "9" * 401}, 400),
+    ("/ogc/collections/cameras/items", {"offset": "9" * 5000}, 400),
+    ("/ogc/collections/cameras/items", {"bbox": "1" * 401 + ",39,117,40"}, 400),
+    ("/ogc/collections/cameras/items", {"bbox": "116,39\x00,117,40"}, 400),
+    ("/ogc/collections/cameras/items", {"crs": "\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"source": "self_built\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"district": "110198\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"f": "\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"\x00": "1"}, 400),
+    ("/ogc/collections/cameras/items", {"cursor": "\x00"}, 400),
+    ("/ogc/collections/cameras/items", {"cursor": "9" * 401}, 400),
+    ("/ogc/collections/cameras/items", {"cursor": "abc"}, 400),
+    ("/ogc/collections/cameras/items", {"cursor": "5", "offset": "5"}, 400),
+    ("/ogc/collections/streets/items", {"cursor": "a\x00b"}, 400),
 ])
 def test_bad_requests_are_problem_details(get, path, params, status):
-    response = get(path, **params)
+    response = get(quote(path), **params)
     assert response.status_code == status
     assert response["Content-Type"] == "application/problem+json"
     body = response.json()
@@ -379,71 +471,31 @@ def test_feature_outside_the_jurisdiction_is_404(get, world):
 
 # -- query budget ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("limit", "queries"), [
-    (5, 3),    # token + page + count (the page is full, so the total must be counted)
-    (100, 2),  # token + page (a short first page proves the total)
+@pytest.mark.parametrize(("params", "queries"), [
+    ({"limit": 5}, 3),     # token + page + count (the page is full, so the total must be counted)
+    ({"limit": 100}, 2),   # token + page (a short first page proves the total)
+    ({"limit": 5, "cursor": "1"}, 2),  # token + page: a cursor page never counts
 ])
-def test_items_query_budget(client, world, limit, queries):
+def test_items_query_budget(client, world, params, queries):
     headers = bearer(world.district)
     with CaptureQueriesContext(connection) as captured:
-        response = client.get("/ogc/collections/cameras/items", {"district": "110198", "limit": limit}, **headers)
+        response = client.get("/ogc/collections/cameras/items", {"district": "110198", **params}, **headers)
     assert response.status_code == 200
     assert len(captured) == queries, [q["sql"][:120] for q in captured]
 
 
-# -- GDAL ------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ogc_server(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    """A live server over committed data. Not pytest-django's `live_server`: that forces a
-    transactional test whose flush would empty every table, the session's full fixtures included;
-    this one commits its own world and deletes exactly that afterwards."""
-    from pytest_django.live_server_helper import LiveServer
-
-    with django_db_blocker.unblock():
-        world = build_world()
-        _, token = ApiToken.issue(world.city)
-    server = LiveServer("localhost")
-    try:
-        yield SimpleNamespace(url=server.url, token=token)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            destroy_world()
-
-
-def run_ogrinfo(args: list[str], headers: str, blocker) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "GDAL_HTTP_HEADERS": headers}
-    # The server thread reads the database: pytest-django blocks that outside db tests.
-    with blocker.unblock():
-        return subprocess.run(["ogrinfo", "-ro", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def ogrinfo(*args: str, token: str, blocker) -> str:  # type: ignore[no-untyped-def]
-    result = run_ogrinfo(list(args), f"Authorization: Bearer {token}", blocker)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo is not installed")
-def test_gdal_reads_the_api(ogc_server, django_db_blocker):
-    source = f"OAPIF:{ogc_server.url}/ogc/"
-    listing = ogrinfo(source, token=ogc_server.token, blocker=django_db_blocker)
-    for layer in ("districts", "cameras", "officers"):
-        assert layer in listing
-
-    with django_db_blocker.unblock():
-        districts = District.objects.count()
-    summary = ogrinfo("-so", source, "districts", token=ogc_server.token, blocker=django_db_blocker)
-    assert f"Feature Count: {districts}" in summary
-    # A full read, paged by GDAL through the next links (5 per page).
-    features = ogrinfo("-al", "-q", "-oo", "PAGE_SIZE=5", source, "districts", token=ogc_server.token,
-                       blocker=django_db_blocker)
-    assert features.count("OGRFeature(districts)") == districts
-    assert "110198" in features and "Test East" in features
-
-
-def test_gdal_without_a_token_is_refused(ogc_server, django_db_blocker):
-    result = run_ogrinfo(["-so", f"OAPIF:{ogc_server.url}/ogc/"], "", django_db_blocker)
-    assert result.returncode != 0
-    assert "401" in result.stderr or "Unauthorized" in result.stderr
+@pytest.mark.parametrize(("path", "queries"), [
+    ("/ogc/", 1),              # token
+    ("/ogc/api", 1),           # token: the definition comes from the registry
+    ("/ogc/collections", 2),   # token + the districts' version (the extent is cached per version)
+    ("/ogc/collections/cameras", 2),
+    ("/ogc/collections/cameras/items/1", 2),  # token + feature
+    ("/ogc/collections/streets/items/a%00b", 1),  # refused before any SQL
+])
+def test_metadata_query_budget(client, world, path, queries):
+    headers = bearer(world.district)
+    client.get("/ogc/collections", **headers)  # the extent computed once, as in a running process
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, **headers)
+    assert response.status_code in (200, 404)
+    assert len(captured) == queries, [q["sql"][:120] for q in captured]

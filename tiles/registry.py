@@ -113,9 +113,9 @@ LAYERS: tuple[TileLayer, ...] = (
     # in PostgreSQL about double, for data no map layer reads.
     from_collection("cameras", ("status", "source"),
                     id_sql=ROW_ID, filters=ogc_filters("cameras", "source", "status", "district"), low_zoom=CLUSTERS),
-    from_collection("officers", ("call_sign", "name", "unit", "district", "street", "position_at", "heading"),
+    from_collection("officers", ("call_sign", "name", "unit", "district", "street", "located_at", "heading"),
                     id_sql=ROW_ID, live=True),
-    from_collection("vehicles", ("call_sign", "plate", "kind", "unit", "district", "street", "position_at",
+    from_collection("vehicles", ("call_sign", "plate", "kind", "unit", "district", "street", "located_at",
                                  "heading"), id_sql=ROW_ID, live=True),
     # Dispatch tasks change with every action: a live layer, like the units.
     from_collection("tasks", ("number", "state", "category", "overdue", "escalation", "district", "street"),

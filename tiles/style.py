@@ -13,12 +13,13 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from geo.extent import map_extent
 from tiles import registry
 from tiles.auth import TileUser
 from tiles.registry import GENERALISE_MAX_ZOOM
 from tiles.service import current_versions
 from tiles.sql import LayerQuery, TileQuery
-from tiles.tilejson import BEIJING_BOUNDS, tile_url
+from tiles.tilejson import tile_url
 
 SOURCES = {
     "onemap": ("districts", "streets", "gridcells", "hotspots", "cameras"),
@@ -75,7 +76,7 @@ def map_layers(highlight: str) -> list[dict[str, Any]]:
     ]
 
 
-def source(request: HttpRequest, layer_ids: tuple[str, ...], user: TileUser) -> dict[str, Any]:
+def source(request: HttpRequest, layer_ids: tuple[str, ...], user: TileUser, bounds: list[float]) -> dict[str, Any]:
     layers = [registry.BY_ID[i] for i in layer_ids]
     tq = TileQuery(tuple(LayerQuery(layer) for layer in layers), 0, 0, 0, user.jurisdiction)
     return {
@@ -83,19 +84,20 @@ def source(request: HttpRequest, layer_ids: tuple[str, ...], user: TileUser) -> 
         "tiles": [tile_url(request, tq, user, current_versions(tq))],
         "minzoom": min(layer.minzoom for layer in layers),
         "maxzoom": max(layer.maxzoom for layer in layers),
-        "bounds": BEIJING_BOUNDS,
+        "bounds": bounds,
         "attribution": "OneMap",
     }
 
 
 def style(request: HttpRequest, user: TileUser) -> dict[str, Any]:
+    bounds = map_extent()  # from the data (geo.extent), once for both sources
     return {
         "version": 8,
         "name": "OneMap 一图指挥调度",
         "center": [116.39, 39.91],
         "zoom": 9,
         "sources": {
-            **{name: source(request, ids, user) for name, ids in SOURCES.items()},
+            **{name: source(request, ids, user, bounds) for name, ids in SOURCES.items()},
             "district-labels": {"type": "geojson", "data": request.build_absolute_uri(reverse("map-district-labels"))},
         },
         "layers": map_layers(user.jurisdiction.district or ""),

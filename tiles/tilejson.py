@@ -10,14 +10,13 @@ from django.apps import apps
 from django.db import models
 from django.http import HttpRequest
 
+from geo.extent import map_extent
 from tiles.auth import TileUser, issue_token
 from tiles.params import filter_query_string
 from tiles.registry import CLUSTERS, GENERALISE_MAX_ZOOM, TileLayer
 from tiles.service import current_versions, version_digest
 from tiles.sql import TileQuery
 
-# The data covers Beijing (as in geo.ogc.views): a static extent, no ST_Extent per request.
-BEIJING_BOUNDS = [115.4, 39.4, 117.5, 41.1]
 CENTER = [116.39, 39.91, 10]
 TILE_PATH = "/tiles/{layers}/{{z}}/{{x}}/{{y}}.mvt"
 
@@ -74,7 +73,8 @@ def tilejson(request: HttpRequest, tq: TileQuery, user: TileUser) -> dict[str, A
         "tiles": [tile_url(request, tq, user, current_versions(tq))],
         "minzoom": min(layer.minzoom for layer in layers),
         "maxzoom": max(layer.maxzoom for layer in layers),
-        "bounds": BEIJING_BOUNDS,
+        # From the data (geo.extent): a map client requests no tile outside these bounds.
+        "bounds": map_extent(),
         "center": CENTER,
         "vector_layers": [vector_layer(layer) for layer in layers],
     }

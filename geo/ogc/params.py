@@ -32,10 +32,21 @@ LAT_LON_CRS = {EPSG_4490}
 DEFAULT_LIMIT = 10
 # PostgreSQL's OFFSET is a bigint; far beyond any real page anyway.
 MAX_OFFSET = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+MAX_INT_CHARS = 20
+SHOWN_CHARS = 40
 FORMATS = {"json", "geojson"}
 COMMON_PARAMS = {"f"}
-ITEMS_PARAMS = {"bbox", "bbox-crs", "limit", "offset", "crs"} | COMMON_PARAMS
+# `cursor`: the id of the last feature of the previous page; the page continues after it
+# (keyset paging: as cheap at the 140,000th feature as at the first). `offset` stays for clients
+# that build their own page URLs; the `next` links this API writes always use `cursor`.
+ITEMS_PARAMS = {"bbox", "bbox-crs", "limit", "offset", "cursor", "crs"} | COMMON_PARAMS
 FEATURE_PARAMS = {"crs"} | COMMON_PARAMS
+
+
+def shown(raw: str) -> str:
+    """A request value as a problem detail quotes it: repr (so a NUL shows as \\x00), cut short."""
+    return repr(raw) if len(raw) <= SHOWN_CHARS else repr(raw[:SHOWN_CHARS]) + "..."
 
 
 def bad_request(detail: str, title: str = "Invalid query parameter") -> Problem:
@@ -48,6 +59,7 @@ class ItemsQuery:
 
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    after: int | str | None = None  # the `cursor`: the page holds the ids after this one
     bbox: tuple[float, float, float, float] | None = None
     crs: str = CRS84
     filters: list[tuple[Filter, list[str]]] = field(default_factory=list)
@@ -81,12 +93,37 @@ def parse_int(query: QueryDict, name: str, default: int, low: int, high: int) ->
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw.strip())
+        # Bounded before int(): a page size or offset never needs more than 19 digits.
+        value = int(raw.strip()) if len(raw) <= MAX_INT_CHARS else None
     except ValueError:
-        raise bad_request(f"{name}={raw!r} is not an integer.") from None
+        value = None
+    if value is None:
+        raise bad_request(f"{name}={shown(raw)} is not an integer of at most {MAX_INT_CHARS} characters.")
     if not low <= value <= high:
         raise bad_request(f"{name}={value} is out of range: {low} to {high}.")
     return value
+
+
+def parse_key(collection: Collection, raw: str) -> int | str | None:
+    """A feature id as the collection declares it (registry id_pattern), or None if it cannot be
+    one. Checked here so that a NUL byte, a 401-digit number or a stray newline never reaches SQL."""
+    if not (raw.isascii() and collection.id_pattern.fullmatch(raw)):
+        return None
+    if not collection.id_is_integer:
+        return raw
+    value = int(raw)
+    return value if value <= MAX_BIGINT else None
+
+
+def parse_cursor(collection: Collection, query: QueryDict) -> int | str | None:
+    raw = query.get("cursor")
+    if raw is None:
+        return None
+    key = parse_key(collection, raw)
+    if key is None:
+        raise bad_request(f"cursor={shown(raw)} is not an id of {collection.id!r}: use the `next` link of the "
+                          "previous page.")
+    return key
 
 
 def parse_bbox(raw: str, crs: str) -> tuple[float, float, float, float]:
@@ -120,7 +157,7 @@ def parse_filter(flt: Filter, raw: str) -> list[str]:
     for value in values:
         if flt.choices and value not in flt.choices:
             raise bad_request(f"{flt.param}={value!r} is not allowed: {flt.describe()}.")
-        if flt.pattern is not None and not flt.pattern.match(value):
+        if flt.pattern is not None and not flt.pattern.fullmatch(value):
             raise bad_request(f"{flt.param}={value!r} is not a valid code: {flt.describe()}.")
     return values
 
@@ -131,7 +168,10 @@ def parse_items_query(collection: Collection, query: QueryDict) -> ItemsQuery:
         limit=parse_int(query, "limit", DEFAULT_LIMIT, 1, settings.OGC_MAX_LIMIT),
         offset=parse_int(query, "offset", 0, 0, MAX_OFFSET),
         crs=parse_crs(query.get("crs")),
+        after=parse_cursor(collection, query),
     )
+    if items.after is not None and items.offset:
+        raise bad_request("Give either cursor or offset, not both: a cursor page starts after its id.")
     raw_bbox = query.get("bbox")
     if raw_bbox is not None:
         items.bbox = parse_bbox(raw_bbox, parse_crs(query.get("bbox-crs"), "bbox-crs"))

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 
 from accounts.jurisdiction import Jurisdiction
-from geo.ogc.params import ItemsQuery
+from geo.ogc.params import ItemsQuery, parse_key
 from geo.ogc.registry import JURISDICTION, Collection, Filter
 
 ALIAS = "t"
@@ -76,7 +77,8 @@ def feature_sql(collection: Collection, flip_axes: bool) -> str:
               literal(',"geometry":'), f"coalesce(ST_AsGeoJSON({geom}, {GEOJSON_DECIMALS}, 0), 'null')",
               literal(',"properties":{')]
     for n, (name, column) in enumerate(collection.properties):
-        pieces += [literal(("," if n else "") + json.dumps(name) + ":"), json_value(col(column))]
+        value = json_value(f"to_json({col(column)})::text" if column in collection.json_text else col(column))
+        pieces += [literal(("," if n else "") + json.dumps(name) + ":"), value]
     pieces.append(literal("}}"))
     return "(" + " || ".join(pieces) + ")"
 
@@ -109,18 +111,32 @@ def where_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdict
 class Page:
     features: str  # the features joined by commas, ready to go between [ and ]
     number_returned: int
-    number_matched: int
+    number_matched: int | None  # None on a cursor page: counting would cost a full scan per page
+    last_key: int | str | None  # the id of the page's last feature: the next page's cursor
+
+
+def rows_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdiction) -> tuple[str, list]:
+    """The page's rows in id order, (key, feature text) each: keyset after a cursor, else OFFSET.
+    `key > %s ORDER BY key LIMIT n` walks the primary key index from the cursor on, so a deep page
+    costs what the first does; OFFSET would read and drop every row before it."""
+    where, params = where_sql(collection, items, jurisdiction)
+    key = col(collection.id_column)
+    if items.after is not None:
+        where = f"({where}) AND {key} > %s"
+        params = [*params, items.after]
+    sql = (
+        f"SELECT {key} AS key, {feature_sql(collection, items.flip_axes)} AS feature "  # noqa: S608
+        f"FROM {ident(collection.table)} {ALIAS} WHERE {where} ORDER BY {key} LIMIT %s OFFSET %s"
+    )
+    return sql, [*params, items.limit, items.offset]
 
 
 def page_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdiction) -> tuple[str, list]:
-    where, params = where_sql(collection, items, jurisdiction)
-    key = col(collection.id_column)
-    sql = (
-        f"SELECT count(*), coalesce(string_agg(page.feature, ',' ORDER BY page.key), '') FROM ("  # noqa: S608
-        f"SELECT {key} AS key, {feature_sql(collection, items.flip_axes)} AS feature "
-        f"FROM {ident(collection.table)} {ALIAS} WHERE {where} ORDER BY {key} LIMIT %s OFFSET %s) page"
-    )
-    return sql, [*params, items.limit, items.offset]
+    """The whole page as one row: (features returned, their GeoJSON joined by commas, last id)."""
+    rows, params = rows_sql(collection, items, jurisdiction)
+    sql = (f"SELECT count(*), coalesce(string_agg(page.feature, ',' ORDER BY page.key), ''), "  # noqa: S608
+           f"max(page.key) FROM ({rows}) page")
+    return sql, params
 
 
 def count_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdiction) -> tuple[str, list]:
@@ -128,26 +144,31 @@ def count_sql(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdict
     return f"SELECT count(*) FROM {ident(collection.table)} {ALIAS} WHERE {where}", params  # noqa: S608
 
 
+def number_matched(cursor: CursorWrapper, collection: Collection, items: ItemsQuery, jurisdiction: Jurisdiction,
+                   returned: int) -> int | None:
+    """numberMatched of a page that returned this many features, counted only when needed."""
+    if items.after is not None:
+        return None  # the rows before the cursor are unknown; the first page gave the total
+    if returned < items.limit and (returned > 0 or items.offset == 0):
+        # A short, non-empty page is the last one: the total is known without counting.
+        return items.offset + returned
+    cursor.execute(*count_sql(collection, items, jurisdiction))
+    return int(cursor.fetchone()[0])
+
+
 def fetch_page(collection: Collection, items: ItemsQuery, jurisdiction: Jurisdiction) -> Page:
     with connection.cursor() as cursor:
         cursor.execute(*page_sql(collection, items, jurisdiction))
-        returned, features = cursor.fetchone()
-        if returned < items.limit and (returned > 0 or items.offset == 0):
-            # A short, non-empty page is the last one: the total is known without counting.
-            matched = items.offset + returned
-        else:
-            cursor.execute(*count_sql(collection, items, jurisdiction))
-            matched = cursor.fetchone()[0]
-    return Page(features=features, number_returned=returned, number_matched=matched)
+        returned, features, last_key = cursor.fetchone()
+        matched = number_matched(cursor, collection, items, jurisdiction, returned)
+    return Page(features=features, number_returned=returned, number_matched=matched, last_key=last_key)
 
 
 def fetch_feature(collection: Collection, feature_id: str, jurisdiction: Jurisdiction, flip_axes: bool) -> str | None:
     """One feature as GeoJSON text, or None if it does not exist or lies outside the jurisdiction."""
-    key: int | str = feature_id
-    if collection.id_is_integer:
-        if not (feature_id.isascii() and feature_id.isdigit()) or int(feature_id) > 2**63 - 1:
-            return None
-        key = int(feature_id)
+    key = parse_key(collection, feature_id)
+    if key is None:
+        return None  # not an id this collection can hold (a NUL, a letter in a code): absent
     scope, params = scope_sql(collection, jurisdiction)
     sql = (
         f"SELECT {feature_sql(collection, flip_axes)} FROM {ident(collection.table)} {ALIAS} "  # noqa: S608

@@ -29,6 +29,9 @@ DISTRICT_CODE = re.compile(r"^1101\d\d$")
 STREET_CODE = re.compile(r"^\d{9}$")
 COMMUNITY_CODE = re.compile(r"^\d{12}$")
 UNIT_CODE = re.compile(r"^[\w-]{1,8}$")
+GRID_CELL_CODE = re.compile(r"^\d{15}$")
+# The integer ids of the other collections: bigint, written in plain ASCII digits.
+INTEGER_ID = re.compile(r"^[0-9]{1,19}$")
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,17 @@ class Collection:
     properties: tuple[tuple[str, str], ...]  # (output name, column)
     id_column: str = "id"
     id_is_integer: bool = True
+    # What an id of this collection looks like: a path id or a `cursor` that does not match is
+    # refused before any SQL (a NUL byte or a 401-digit number never reaches PostgreSQL).
+    id_pattern: re.Pattern[str] = INTEGER_ID
     geometry_column: str = "geom"
     geometry_type: str = "Point"
     scope: str = PUBLIC
     filters: tuple[Filter, ...] = field(default_factory=tuple)
+    # Array columns published as JSON text (`"[\"国庆\"]"`), not as a JSON array: GDAL reads an
+    # array as a StringList, which GeoPackage and Shapefile cannot hold (ogr2ogr warns and drops or
+    # mangles it). JSON text keeps every element exactly, commas included, in any target format.
+    json_text: tuple[str, ...] = ()
 
     def filter_for(self, param: str) -> Filter | None:
         return next((f for f in self.filters if f.param == param), None)
@@ -71,9 +81,10 @@ def choices(text_choices: type[TextChoices]) -> tuple[str, ...]:
 DISTRICT_FILTER = Filter("district", "district_id", pattern=DISTRICT_CODE)
 STREET_FILTER = Filter("street", "street_id", pattern=STREET_CODE)
 UNIT_FILTER = Filter("unit", "unit_id", pattern=UNIT_CODE)
-# The position and motion of a field unit, shared by officers and vehicles.
+# The position and motion of a field unit, shared by officers and vehicles. Published names keep to
+# 10 characters, a Shapefile's limit: longer ones are truncated by ogr2ogr (with a warning).
 POSITION_PROPERTIES = (
-    ("position_at", "position_at"),
+    ("located_at", "position_at"),
     ("speed", "speed"),
     ("heading", "heading"),
     ("accuracy", "accuracy"),
@@ -83,13 +94,13 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         id="districts", title="Districts 区", geometry_type="MultiPolygon",
         description="The 16 districts of Beijing (GB/T 2260 codes), CGCS2000.",
-        table=District._meta.db_table, id_column="code", id_is_integer=False,
+        table=District._meta.db_table, id_column="code", id_is_integer=False, id_pattern=DISTRICT_CODE,
         properties=(("code", "code"), ("name", "name"), ("name_en", "name_en")),
     ),
     Collection(
         id="streets", title="Streets and towns 街道乡镇", geometry_type="MultiPolygon",
         description="Streets, towns and townships (2023 division codes). Polygons are synthetic.",
-        table=Street._meta.db_table, id_column="code", id_is_integer=False,
+        table=Street._meta.db_table, id_column="code", id_is_integer=False, id_pattern=STREET_CODE,
         properties=(("code", "code"), ("name", "name"), ("kind", "kind"), ("district", "district_id"),
                     ("synthetic", "synthetic")),
         filters=(DISTRICT_FILTER, Filter("kind", "kind", choices=choices(Street.Kind))),
@@ -97,7 +108,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         id="communities", title="Communities 社区", geometry_type="MultiPolygon",
         description="Communities and villages (12-digit codes). Polygons are synthetic.",
-        table=Community._meta.db_table, id_column="code", id_is_integer=False,
+        table=Community._meta.db_table, id_column="code", id_is_integer=False, id_pattern=COMMUNITY_CODE,
         properties=(("code", "code"), ("name", "name"), ("street", "street_id"), ("district", "district_id"),
                     ("synthetic", "synthetic")),
         filters=(DISTRICT_FILTER, STREET_FILTER),
@@ -105,7 +116,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         id="gridcells", title="Unit grid cells 单元网格", geometry_type="MultiPolygon",
         description="Unit grid cells, 15-digit Beijing local codes.",
-        table=GridCell._meta.db_table, id_column="code", id_is_integer=False,
+        table=GridCell._meta.db_table, id_column="code", id_is_integer=False, id_pattern=GRID_CELL_CODE,
         properties=(("code", "code"), ("community", "community_id"), ("street", "street_id"),
                     ("district", "district_id"), ("synthetic", "synthetic")),
         filters=(DISTRICT_FILTER, STREET_FILTER, Filter("community", "community_id", pattern=COMMUNITY_CODE)),
@@ -120,6 +131,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         filters=(Filter("category", "category", choices=choices(HotspotCategory)),
                  Filter("status", "status", choices=choices(HotspotPoint.Status)),
                  DISTRICT_FILTER, STREET_FILTER),
+        json_text=("tags",),
     ),
     Collection(
         id="cameras", title="Cameras 探头",

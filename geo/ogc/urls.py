@@ -9,6 +9,8 @@ app_name = "ogc"
 
 urlpatterns = [
     re_path(r"^$", views.landing, name="landing"),
+    re_path(r"^api/?$", views.api, name="api"),
+    re_path(r"^api\.html$", views.api_doc, name="api-doc"),
     re_path(r"^conformance/?$", views.conformance, name="conformance"),
     re_path(r"^collections/?$", views.collections, name="collections"),
     re_path(r"^collections/(?P<collection_id>[^/]+)/?$", views.collection, name="collection"),

@@ -12,22 +12,28 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 
 from accounts.jurisdiction import Jurisdiction
 from config.problems import Problem, problem_view, unauthorized
-from geo.ogc import registry
+from geo.extent import map_extent
+from geo.ogc import openapi, registry
+from geo.ogc.limits import HEAVY, heavy_limit
 from geo.ogc.params import (
     CRS84,
     LAT_LON_CRS,
     STORAGE_CRS,
     SUPPORTED_CRS,
+    ItemsQuery,
     check_known_params,
     parse_feature_query,
     parse_items_query,
 )
 from geo.ogc.query import fetch_feature, fetch_page
+from geo.ogc.stream import PageBody, streaming_response
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -36,16 +42,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-# The data covers Beijing: a static extent saves a full-table ST_Extent on every metadata call.
-BEIJING_BBOX = [115.4, 39.4, 117.5, 41.1]
 
 
-def ogc_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def ogc_endpoint(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """GET only, authenticated, errors as problem details."""
 
-    @problem_view
+    @problem_view  # type: ignore[arg-type]  # it passes any response through; typed for HttpResponse
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method not in ("GET", "HEAD"):
             raise Problem(405, f"{request.method} is not allowed: this API is read-only.",
                           headers={"Allow": "GET, HEAD"})
@@ -99,6 +103,9 @@ def landing(request: HttpRequest) -> HttpResponse:
                        "cameras, the hotspot ledger, officers and vehicles. CGCS2000 (EPSG:4490).",
         "links": [
             link(absolute(request, "landing"), "self", title="This document"),
+            link(absolute(request, "api"), "service-desc", openapi.OPENAPI_MEDIA_TYPE,
+                 title="The API definition (OpenAPI 3.0)"),
+            link(absolute(request, "api-doc"), "service-doc", "text/html", title="The API documentation"),
             link(absolute(request, "conformance"), "conformance", title="Conformance classes"),
             link(absolute(request, "collections"), "data", title="Collections"),
         ],
@@ -114,14 +121,30 @@ def conformance(request: HttpRequest) -> HttpResponse:
     })
 
 
-def describe(request: HttpRequest, collection: registry.Collection) -> dict[str, Any]:
+def api_root(request: HttpRequest) -> str:
+    return absolute(request, "landing").rstrip("/")
+
+
+@ogc_endpoint
+def api(request: HttpRequest) -> HttpResponse:
+    check_known_params(request.GET, {"f"})
+    return json_response(openapi.document(api_root(request)), openapi.OPENAPI_MEDIA_TYPE)
+
+
+@ogc_endpoint
+def api_doc(request: HttpRequest) -> HttpResponse:
+    check_known_params(request.GET, set())
+    return HttpResponse(openapi.html(openapi.document(api_root(request))), content_type="text/html; charset=utf-8")
+
+
+def describe(request: HttpRequest, collection: registry.Collection, extent: list[float]) -> dict[str, Any]:
     own = absolute(request, "collection", collection.id)
     return {
         "id": collection.id,
         "title": collection.title,
         "description": collection.description,
         "itemType": "feature",
-        "extent": {"spatial": {"bbox": [BEIJING_BBOX], "crs": CRS84}},
+        "extent": {"spatial": {"bbox": [extent], "crs": CRS84}},
         "crs": list(SUPPORTED_CRS),
         "storageCrs": STORAGE_CRS,
         "links": [
@@ -134,47 +157,97 @@ def describe(request: HttpRequest, collection: registry.Collection) -> dict[str,
 @ogc_endpoint
 def collections(request: HttpRequest) -> HttpResponse:
     check_known_params(request.GET, {"f"})
+    extent = map_extent()
     return json_response({
         "links": [link(absolute(request, "collections"), "self")],
         "crs": list(SUPPORTED_CRS),
-        "collections": [describe(request, c) for c in registry.COLLECTIONS],
+        "collections": [describe(request, c, extent) for c in registry.COLLECTIONS],
     })
 
 
 @ogc_endpoint
 def collection(request: HttpRequest, collection_id: str) -> HttpResponse:
     check_known_params(request.GET, {"f"})
-    return json_response(describe(request, collection_or_404(collection_id)))
+    return json_response(describe(request, collection_or_404(collection_id), map_extent()))
 
 
-def page_url(request: HttpRequest, offset: int) -> str:
-    """This request's URL at another offset: every other parameter is kept."""
+def page_url(request: HttpRequest, **changes: str | None) -> str:
+    """This request's URL with some parameters changed (None: removed); every other one is kept."""
     query = request.GET.copy()
-    query["offset"] = str(offset)
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
     return request.build_absolute_uri(request.path) + "?" + query.urlencode()
 
 
-@ogc_endpoint
-def items(request: HttpRequest, collection_id: str) -> HttpResponse:
-    coll = collection_or_404(collection_id)
-    query = parse_items_query(coll, request.GET)
-    page = fetch_page(coll, query, Jurisdiction.of(request.user))
+def next_limit(limit: int) -> int:
+    """The page size a `next` link asks for: twice this page's, up to OGC_NEXT_LIMIT_MAX, never
+    less than this page's. Whoever follows next links is reading the whole collection (GDAL,
+    QGIS, scripts), and GDAL before 3.8 always starts at limit=10: 14,180 requests for the cameras.
+    Every request still gets at most the limit it asks for."""
+    return max(limit, min(2 * limit, settings.OGC_NEXT_LIMIT_MAX, settings.OGC_MAX_LIMIT))
 
+
+def page_links(request: HttpRequest, coll: registry.Collection, query: ItemsQuery, returned: int,
+               matched: int | None, last_key: Any) -> list[dict[str, str]]:
     links = [
         link(request.build_absolute_uri(), "self", GEOJSON),
         link(absolute(request, "collection", coll.id), "collection", JSON, title=coll.title),
     ]
     if query.offset > 0:
-        links.append(link(page_url(request, max(0, query.offset - query.limit)), "prev", GEOJSON))
-    if query.offset + page.number_returned < page.number_matched:
-        links.append(link(page_url(request, query.offset + query.limit), "next", GEOJSON))
-    head = json.dumps({
-        "type": "FeatureCollection",
-        "numberMatched": page.number_matched,
+        links.append(link(page_url(request, offset=str(max(0, query.offset - query.limit))), "prev", GEOJSON))
+    # A cursor page has no count: a full page may have more after it (an empty last page ends it).
+    more = returned == query.limit if matched is None else query.offset + returned < matched
+    if more and last_key is not None:
+        links.append(link(page_url(request, offset=None, cursor=str(last_key), limit=str(next_limit(query.limit))),
+                          "next", GEOJSON))
+    return links
+
+
+def time_stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def streamed_items(request: HttpRequest, coll: registry.Collection, query: ItemsQuery) -> HttpResponseBase:
+    """A heavy page: a slot first (429/503 if none, before any SQL), then the features in chunks."""
+    slot = HEAVY.take(request.user.pk)
+    head = json.dumps({"type": "FeatureCollection", "timeStamp": time_stamp()}, ensure_ascii=False)[:-1]
+
+    def trailer(returned: int, matched: int | None, last_key: Any) -> str:
+        members: dict[str, Any] = {"numberReturned": returned}
+        if matched is not None:
+            members["numberMatched"] = matched
+        members["links"] = page_links(request, coll, query, returned, matched, last_key)
+        return "], " + json.dumps(members, ensure_ascii=False)[1:]
+
+    try:
+        body = PageBody(coll, query, Jurisdiction.of(request.user), head + ', "features": [', trailer, slot)
+    except BaseException:
+        slot.release()
+        raise
+    response = streaming_response(request, body, GEOJSON)
+    response["Content-Crs"] = content_crs(query.crs)
+    return response
+
+
+@ogc_endpoint
+def items(request: HttpRequest, collection_id: str) -> HttpResponseBase:
+    coll = collection_or_404(collection_id)
+    query = parse_items_query(coll, request.GET)
+    if query.limit > heavy_limit():
+        return streamed_items(request, coll, query)
+    page = fetch_page(coll, query, Jurisdiction.of(request.user))
+    members: dict[str, Any] = {"type": "FeatureCollection"}
+    if page.number_matched is not None:
+        members["numberMatched"] = page.number_matched
+    members |= {
         "numberReturned": page.number_returned,
-        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "links": links,
-    }, ensure_ascii=False)
+        "timeStamp": time_stamp(),
+        "links": page_links(request, coll, query, page.number_returned, page.number_matched, page.last_key),
+    }
+    head = json.dumps(members, ensure_ascii=False)
     # The features arrive as one JSON text from PostgreSQL: splice them in, do not parse them.
     body = f'{head[:-1]}, "features": [{page.features}]}}'
     return json_response(body, GEOJSON, Content_Crs=content_crs(query.crs))
