@@ -26,24 +26,25 @@ CANDIDATES_PER_KIND = 30
 DEFAULT_LIMIT = 10
 WORKLOAD_PENALTY_M = 400.0  # one open task counts like 400 m more to go
 
+# The KNN ordering must compare with a constant (a parameter expression, not a column of a
+# joined CTE) for PostgreSQL to walk the GiST index in distance order and stop after LIMIT; the
+# duty check is a correlated scalar subquery, kept as a per-row filter so that it does not turn
+# the index walk into a join and a sort. Exact distances are computed for the few rows kept.
 KIND_SQL = """(
     SELECT '{kind}'::text AS kind, u.id, u.call_sign, u.{label}::text AS label, u.device_id, u.district_id,
-           u.street_id, ST_X(u.geom) AS lon, ST_Y(u.geom) AS lat, u.position_at,
-           ST_DistanceSphere(u.geom, p.geom) AS distance_m
-    FROM {table} u, p
+           u.street_id, u.geom, u.position_at
+    FROM {table} u
     WHERE u.geom_3857 IS NOT NULL AND u.position_at >= %(fresh)s
-      AND NOT EXISTS (SELECT 1 FROM command_duty d
-                      WHERE d.unit_kind = '{kind}' AND d.unit_id = u.id AND NOT d.on_duty)
-    ORDER BY u.geom_3857 <-> p.g3857
+      AND coalesce((SELECT d.on_duty FROM command_duty d WHERE d.unit_kind = '{kind}' AND d.unit_id = u.id), TRUE)
+    ORDER BY u.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490), 3857)
     LIMIT %(k)s
 )"""
 
 RECOMMEND_SQL = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490) AS geom,
-                  ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490), 3857) AS g3857)
-SELECT c.*, (SELECT count(*) FROM command_assignment a JOIN command_task t ON t.id = a.task_id
-             WHERE a.active AND a.unit_kind = c.kind AND a.unit_id = c.id
-               AND t.state = ANY(%(working)s)) AS workload
+SELECT c.kind, c.id, c.call_sign, c.label, c.device_id, c.district_id, c.street_id, ST_X(c.geom), ST_Y(c.geom),
+       c.position_at, ST_DistanceSphere(c.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)) AS distance_m,
+       (SELECT count(*) FROM command_assignment a JOIN command_task t ON t.id = a.task_id
+        WHERE a.active AND a.unit_kind = c.kind AND a.unit_id = c.id AND t.state = ANY(%(working)s)) AS workload
 FROM ({union}) c
 """
 
