@@ -140,8 +140,11 @@ def bench_push(port: int, token: str, officer: tuple[int, str, str, float, float
         assign, plain = [], []
         for i in range(n):
             started: dict[str, float] = {}
-            task_id, statuses = create_file_dispatch(
-                api, officer, "bench push", lambda tid, started=started: started.__setitem__("t", time.perf_counter()))
+
+            def mark(task_id: int, started: dict[str, float] = started) -> None:
+                started["t"] = time.perf_counter()
+
+            task_id, statuses = create_file_dispatch(api, officer, "bench push", mark)
             assert statuses == [201, 200, 200], statuses
             assign.append((wait_for(f"task:{task_id}") - started["t"]) * 1000)
             t0 = time.perf_counter()
