@@ -188,3 +188,32 @@ def test_command_reports_and_refuses_a_bad_time():
         with pytest.raises(CommandError) as raised:
             call_command("history_maintain", "--now", bad)
         assert raised.value.returncode == 2
+
+
+def test_migration_converts_the_table_and_keeps_its_rows():
+    """Back to the unpartitioned table and forward again, inside this test's transaction."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target: str) -> None:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("geo", target)])
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    migrate("0001_initial")
+    with connection.cursor() as cur:
+        cur.execute("SELECT relkind FROM pg_class WHERE oid = 'geo_positionfix'::regclass")
+        assert cur.fetchone()[0] == "r"
+    times = [now - timedelta(days=2), now, now - timedelta(days=40)]  # the last is past the retention
+    ids = [insert_fix(DEVICE, at) and PositionFix.objects.get(device_id=DEVICE, recorded_at=at).id for at in times]
+    migrate("0002_positionfix_partitioned")
+    assert [partition_of(DEVICE, at) for at in times] == [
+        day_name(times[0]), day_name(now), history.DEFAULT_PARTITION]  # the next maintenance deletes the last
+    assert sorted(PositionFix.objects.filter(device_id=DEVICE).values_list("id", flat=True)) == sorted(ids)
+    new = PositionFix.objects.create(device_id=DEVICE, recorded_at=now + timedelta(seconds=1), received_at=now,
+                                     geom="SRID=4490;POINT(116.4 39.9)")
+    assert new.id > max(ids)  # the sequence carries on
+    with connection.cursor() as cur:
+        cur.execute("SELECT retention FROM partman.part_config WHERE parent_table = %s", [history.parent_table()])
+        assert cur.fetchone()[0] == "30 days"
+    assert history.maintain().expired_in_default == 1
