@@ -30,8 +30,12 @@ DEFAULT_PARTITION = "geo_positionfix_default"
 # Days made ahead of `now`: a job runner that misses a few runs never leaves the ingest writing to
 # the default partition.
 PREMAKE_DAYS = 4
-# One transaction-scoped lock so that two runners (a schedule and a hand-run command) take turns.
+# One transaction-scoped lock so that two runners (a schedule and a hand-run command) never work
+# at once: the second finds it taken and skips.
 LOCK_KEY = 0x6F6E656D6170_01  # "onemap" + 1
+# Dropping a day detaches it, which waits for every query on the history to finish, and every
+# ingest behind the waiting detach waits with it. Better to give up and try again next run.
+LOCK_TIMEOUT = "5s"
 
 
 class HistoryNotPartitioned(RuntimeError):
@@ -42,6 +46,7 @@ class HistoryNotPartitioned(RuntimeError):
 class MaintenanceReport:
     now: datetime
     retention_days: int
+    skipped: bool = False  # another maintenance held the lock
     created: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     moved_from_default: int = 0
@@ -75,6 +80,8 @@ def maintain(now: datetime | None = None) -> MaintenanceReport:
     their days' partitions, which pg_partman creates; today and PREMAKE_DAYS days ahead are made;
     every day ending before now - retention is dropped whole."""
     now = now or timezone.now()
+    if timezone.is_naive(now):
+        raise ValueError("maintain(now=...) needs an aware datetime")
     retention_days = int(conf.get("FIX_RETENTION_DAYS"))
     report = MaintenanceReport(now=now, retention_days=retention_days)
     parent = parent_table()
@@ -82,7 +89,11 @@ def maintain(now: datetime | None = None) -> MaintenanceReport:
     with transaction.atomic(), connection.cursor() as cur:
         # pg_partman names and bounds partitions in the session's time zone: days are UTC days.
         cur.execute("SET LOCAL TimeZone = 'UTC'")
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+        if not cur.fetchone()[0]:
+            report.skipped = True
+            return report
         cur.execute("UPDATE partman.part_config SET retention = %s, premake = %s WHERE parent_table = %s",
                     [f"{retention_days} days", PREMAKE_DAYS, parent])
         if cur.rowcount != 1:

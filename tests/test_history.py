@@ -217,3 +217,22 @@ def test_migration_converts_the_table_and_keeps_its_rows():
         cur.execute("SELECT retention FROM partman.part_config WHERE parent_table = %s", [history.parent_table()])
         assert cur.fetchone()[0] == "30 days"
     assert history.maintain().expired_in_default == 1
+
+
+def test_a_second_maintenance_at_once_skips_and_a_naive_now_is_refused():
+    import psycopg
+
+    settings = connection.settings_dict
+    other = psycopg.connect(dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None,
+                            port=settings["PORT"] or None, password=settings["PASSWORD"] or None, autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [history.LOCK_KEY])  # another runner at work
+        report = history.maintain(NOW)
+        assert report.skipped and report.created == []
+        assert day_name(NOW) not in dict(history.partitions())
+        other.execute("SELECT pg_advisory_unlock(%s)", [history.LOCK_KEY])
+        assert day_name(NOW) in history.maintain(NOW).created
+    finally:
+        other.close()
+    with pytest.raises(ValueError, match="aware"):
+        history.maintain(datetime(2031, 3, 10, 12, 0))  # noqa: DTZ001 (the point of the test)
