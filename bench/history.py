@@ -231,6 +231,7 @@ def main() -> None:
         ap.error("--units must be 1..99999")
     django.setup()
     run_started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     end = now
     start = (end - timedelta(days=DAYS)).replace(hour=0)
@@ -261,6 +262,7 @@ def main() -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
     total_s = time.perf_counter() - run_started
+    load_after = os.getloadavg()[0]
 
     rows = []
     for schema, label in (("plain", "unpartitioned (before)"), ("parted", f"daily partitions ({partitions} incl. default)")):
@@ -284,7 +286,8 @@ def main() -> None:
              f"of as many EXPLAIN (ANALYZE, BUFFERS), buffers from the last. Rows are written in time order, so a "
              f"unit's fixes of a day are scattered over thousands of heap pages (the buffers column) as they would "
              f"be at the city's scale (one page per fix there: each 10 s tick fills ~200 pages). Build: "
-             + ", ".join(f"{k} {v:.1f} s" for k, v in build_s.items()) + f". Whole run {total_s:.0f} s.")
+             + ", ".join(f"{k} {v:.1f} s" for k, v in build_s.items()) + f". Whole run {total_s:.0f} s; 1-minute load average {load_before:.1f} at the start, "
+             f"{load_after:.1f} at the end (the machine is shared).")
     print(text)
     print(notes)
     if not args.no_record:

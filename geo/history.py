@@ -83,6 +83,8 @@ def maintain(now: datetime | None = None) -> MaintenanceReport:
     if timezone.is_naive(now):
         raise ValueError("maintain(now=...) needs an aware datetime")
     retention_days = int(conf.get("FIX_RETENTION_DAYS"))
+    if retention_days < 1:  # 0 or less would drop the days the ingest is writing
+        raise ValueError(f"ONEMAP_FIX_RETENTION_DAYS must be at least 1, not {retention_days}")
     report = MaintenanceReport(now=now, retention_days=retention_days)
     parent = parent_table()
     cutoff = now - timedelta(days=retention_days)
