@@ -14,6 +14,7 @@ they belong to), which is why `maintain()` empties it first.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from django.utils import timezone
 # The retention is one setting for both sides: the ingest refuses fixes older than it
 # (realtime.actions.check_fixes) and the history drops days older than it.
 from realtime import conf
+
+log = logging.getLogger(__name__)
 
 PARENT = "geo_positionfix"
 DEFAULT_PARTITION = "geo_positionfix_default"
@@ -119,6 +122,8 @@ def maintain(now: datetime | None = None) -> MaintenanceReport:
         after = _partitions(cur)
     report.created = sorted(after - before)
     report.dropped = sorted(before - after)
+    if report.created or report.dropped or report.moved_from_default or report.expired_in_default:
+        log.info("history maintenance: %s", report.as_dict())
     return report
 
 
