@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 # The retention is one setting for both sides: the ingest refuses fixes older than it
@@ -36,13 +36,18 @@ PREMAKE_DAYS = 4
 # One transaction-scoped lock so that two runners (a schedule and a hand-run command) never work
 # at once: the second finds it taken and skips.
 LOCK_KEY = 0x6F6E656D6170_01  # "onemap" + 1
-# Dropping a day detaches it, which waits for every query on the history to finish, and every
-# ingest behind the waiting detach waits with it. Better to give up and try again next run.
+# Maintenance locks the history whole, up front (attaching a day locks the default partition,
+# detaching one the parent): it waits for the queries running on it, and the ingest waits behind
+# it. Better to give up after this long and try again next run than to stall the ingest.
 LOCK_TIMEOUT = "5s"
 
 
 class HistoryNotPartitioned(RuntimeError):
     """The database has no pg_partman configuration for the history (migration 0002 not applied)."""
+
+
+class HistoryBusy(RuntimeError):
+    """The history's lock was not granted within LOCK_TIMEOUT; nothing was changed."""
 
 
 @dataclass
@@ -103,6 +108,12 @@ def maintain(now: datetime | None = None) -> MaintenanceReport:
                     [f"{retention_days} days", PREMAKE_DAYS, parent])
         if cur.rowcount != 1:
             raise HistoryNotPartitioned(f"pg_partman has no configuration for {parent}")
+        try:
+            cur.execute(f"LOCK TABLE {PARENT} IN ACCESS EXCLUSIVE MODE")
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", "") != "55P03":  # lock_not_available
+                raise
+            raise HistoryBusy(f"the history was busy for {LOCK_TIMEOUT}; nothing changed") from None
         before = _partitions(cur)
 
         cur.execute(f"DELETE FROM {DEFAULT_PARTITION} WHERE recorded_at < %s", [cutoff])  # noqa: S608 (constant)

@@ -238,3 +238,20 @@ def test_a_second_maintenance_at_once_skips_and_a_naive_now_is_refused():
         other.close()
     with pytest.raises(ValueError, match="aware"):
         history.maintain(datetime(2031, 3, 10, 12, 0))  # noqa: DTZ001 (the point of the test)
+
+
+def test_command_gives_up_on_a_busy_history_in_one_line(monkeypatch):
+    import psycopg
+
+    monkeypatch.setattr(history, "LOCK_TIMEOUT", "200ms")
+    settings = connection.settings_dict
+    reader = psycopg.connect(dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None,
+                             port=settings["PORT"] or None, password=settings["PASSWORD"] or None)
+    try:
+        reader.execute("SELECT count(*) FROM geo_positionfix")  # a long read: its transaction stays open
+        with pytest.raises(CommandError, match="busy for 200ms") as raised:
+            call_command("history_maintain", "--now", (NOW + timedelta(days=60)).isoformat())
+        assert raised.value.returncode == 1
+    finally:
+        reader.close()
+    assert day_name(NOW + timedelta(days=60)) not in dict(history.partitions())  # nothing changed

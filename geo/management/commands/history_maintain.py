@@ -36,6 +36,8 @@ class Command(BaseCommand):
             report = history.maintain(now)
         except history.HistoryNotPartitioned as error:
             raise CommandError(str(error), returncode=2) from None
+        except history.HistoryBusy as error:
+            raise CommandError(f"{error}; run again", returncode=1) from None
         self.stdout.write(json.dumps(report.as_dict()))
         if options["list"]:
             for name, bounds in history.partitions():
