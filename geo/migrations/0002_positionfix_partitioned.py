@@ -2,11 +2,14 @@
 pg_partman (Debian's postgresql-15-partman), so that retention drops whole partitions and a track
 query reads only the days it asks for (geo/history.py, issue 14).
 
-The existing rows are kept: the partitioned table is created beside the old one, pg_partman makes
-the daily partitions from the oldest retained day to a few days ahead (and a default partition
-for anything outside them), the rows are copied, the old table is dropped and the new one takes
-its names. One transaction; fine for the sizes OneMap has had so far (the history was never
-pruned, so a deployment with a large table should run this in a maintenance window).
+The existing rows are kept: the old table, its constraints and sequence are renamed aside, the
+partitioned table is created under their names, pg_partman makes the daily partitions from the
+oldest retained day to a few days ahead (and a default partition for anything outside them), the
+rows are copied and the old table is dropped. One transaction; fine for the sizes OneMap has had
+so far (the history was never pruned, so a deployment with a large table should run this in a
+maintenance window). CREATE EXTENSION pg_partman needs a superuser: on a server where OneMap's
+role is not one, an administrator runs `CREATE SCHEMA partman; CREATE EXTENSION pg_partman
+SCHEMA partman;` first.
 
 Django's model state does not change: `id` stays the model's primary key and the sequence keeps
 it unique, but in the database the primary key is (id, recorded_at), because PostgreSQL requires
