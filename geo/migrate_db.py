@@ -1,7 +1,10 @@
 """`crs migrate-db`: move every geometry column of the platform to another system, provably.
 
 - Columns: geometry_columns of schema public, tables geo_* (or the tables named), skipping
-  generated columns (the geom_3857 copies: PostgreSQL recomputes them).
+  generated columns (the geom_3857 copies: PostgreSQL recomputes them). A partitioned table (the
+  position history) is changed through its parent, never partition by partition; its row key is
+  the one primary-key column besides the partition key (`id` of (id, recorded_at)), which the
+  backup's own primary key then proves unique.
 - --execute runs in ONE transaction: a backup of every changed column (crs_backup.b<id>_<n>:
   primary key + original geometry), the change, then the checks (counts, validity, bboxes and a
   round trip of every vertex against the backup); any failure rolls everything back.
@@ -51,13 +54,17 @@ def discover(cur, tables: list[str] | None) -> list[dict[str, Any]]:
     cur.execute(sql.SQL("""
         SELECT gc.f_table_name, gc.f_geometry_column, gc.srid,
                format_type(a.atttypid, a.atttypmod),
-               (SELECT pa.attname FROM pg_index i JOIN pg_attribute pa
+               (SELECT min(pa.attname) FROM pg_index i JOIN pg_attribute pa
                   ON pa.attrelid = i.indrelid AND pa.attnum = ANY(i.indkey)
-                WHERE i.indrelid = a.attrelid AND i.indisprimary AND array_length(i.indkey, 1) = 1)
+                WHERE i.indrelid = a.attrelid AND i.indisprimary
+                  AND pa.attnum <> ALL(coalesce(pt.partattrs::int2[], '{{}}'))
+                HAVING count(*) = 1)
         FROM geometry_columns gc
         JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', gc.f_table_schema, gc.f_table_name)::regclass
                            AND a.attname = gc.f_geometry_column
-        WHERE gc.f_table_schema = 'public' AND a.attgenerated = '' AND {filt}
+        JOIN pg_class rel ON rel.oid = a.attrelid
+        LEFT JOIN pg_partitioned_table pt ON pt.partrelid = a.attrelid
+        WHERE gc.f_table_schema = 'public' AND a.attgenerated = '' AND NOT rel.relispartition AND {filt}
         ORDER BY 1, 2""").format(filt=filt), {"t": tables})
     cols = [{"table": t, "column": c, "srid_before": s, "type_before": ty, "pk": pk} for t, c, s, ty, pk in cur.fetchall()]
     if tables and (missing := sorted(set(tables) - {c["table"] for c in cols})):

@@ -8,6 +8,7 @@ PACKAGES=(
   redis-server                                     # the shared channel layer and tile cache
   chromium                                         # browser tests (Playwright drives Debian's build)
   wrk                                              # bench/tiles.py's HTTP load generator (C, like pgbench)
+  postgresql-15-partman                            # daily partitions of the position history (geo/history.py)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
