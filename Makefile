@@ -39,6 +39,7 @@ db-stop:
 
 migrate: db .venv/.installed
 	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py history_maintain -v 0
 
 fixtures: migrate
 	@$(PY) manage.py load_fixtures
