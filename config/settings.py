@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+from config import secret_key
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
 
 DEBUG = env_bool("DEBUG", False)
-# The demo key only serves the local demo; production sets ONEMAP_SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", "onemap-local-demo-key-not-for-production-0123456789abcdef")
+# ONEMAP_SECRET_KEY, else the random key `make setup` wrote to .var/secret_key; no default.
+SECRET_KEY = secret_key.load()
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -115,6 +116,8 @@ ONEMAP_WEB_SRID = 3857
 ONEMAP_TILE_CACHE = env_bool("TILE_CACHE", True)
 ONEMAP_TILE_CACHE_MB = int(env("TILE_CACHE_MB", "256"))
 ONEMAP_TILE_TOKEN_MAX_AGE_S = int(env("TILE_TOKEN_MAX_AGE_S", str(12 * 3600)))
+# A tile token's user is looked up again (active? same jurisdiction?) after this many seconds.
+ONEMAP_TILE_USER_CHECK_S = int(env("TILE_USER_CHECK_S", "30"))
 ONEMAP_TILE_LIVE_MAX_AGE_S = int(env("TILE_LIVE_MAX_AGE_S", "5"))
 # The OGC API caps a page at this many features.
 OGC_MAX_LIMIT = int(env("OGC_MAX_LIMIT", "10000"))

@@ -30,10 +30,11 @@ from urllib.parse import parse_qsl
 import psycopg
 from django.conf import settings
 
+from accounts.jurisdiction import Jurisdiction
 from config.dbthreads import keep_connection_fresh
 from config.problems import PROBLEM_CONTENT_TYPE, Problem
 from tiles import derived
-from tiles.auth import read_token
+from tiles.auth import UNKNOWN, check_user, look_up_user, read_token, remembered
 from tiles.cache import tile_cache
 from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
 from tiles.params import checked_layers, parse_tile
@@ -76,6 +77,11 @@ Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None) -> TileAnswer:
     keep_connection_fresh()
     return serve(tq, version, if_none_match, checked_locally=version is not None)
+
+
+def look_up_in_pool(user_id: int) -> Jurisdiction | None:
+    keep_connection_fresh()
+    return look_up_user(user_id)
 
 
 def query_params(raw: bytes) -> dict[str, str]:
@@ -160,6 +166,10 @@ class TileFastPath:
         zoom, col, row = parse_tile(match["z"], match["x"], match["y"])
         layer_queries = checked_layers(match["layers"], query)
         user = read_token(query["t"])  # present (checked in __call__), maybe empty
+        current = remembered(user.user_id)
+        if current is UNKNOWN:  # once per user every ONEMAP_TILE_USER_CHECK_S, off the event loop
+            current = await asyncio.get_running_loop().run_in_executor(self.pool, look_up_in_pool, user.user_id)
+        check_user(user, current)  # type: ignore[arg-type]
         tq = TileQuery(layer_queries, zoom, col, row, user.jurisdiction)
         version = query.get("v")
         req = versioned(tq, version) if version is not None else None
