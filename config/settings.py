@@ -84,6 +84,9 @@ else:
 ONEMAP_STALE_AFTER_S = int(env("STALE_AFTER_S", "120"))
 ONEMAP_FIX_RETENTION_DAYS = int(env("FIX_RETENTION_DAYS", "30"))
 
+# API tokens (manage.py token) expire after this many days unless issued with --days.
+ONEMAP_API_TOKEN_DAYS = int(env("API_TOKEN_DAYS", "90"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
