@@ -33,13 +33,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["list"]:
-            self.list(options["username"])
+            self.list_tokens(options["username"])
         elif options["revoke"]:
-            self.revoke(options["revoke"])
+            self.revoke_tokens(options["revoke"])
         else:
-            self.issue(options["username"], options["name"], options["days"])
+            self.issue_token(options["username"], options["name"], options["days"])
 
-    def issue(self, username: str | None, name: str, days: int | None) -> None:
+    def issue_token(self, username: str | None, name: str, days: int | None) -> None:
         if not username:
             raise CommandError("give a USERNAME (or --list, --revoke ID)", returncode=2)
         if days is not None and days < 1:
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         _, raw = ApiToken.issue(user, name=name, days=days)
         self.stdout.write(raw)
 
-    def list(self, username: str | None) -> None:
+    def list_tokens(self, username: str | None) -> None:
         tokens = ApiToken.objects.select_related("user").order_by("id")
         if username:
             tokens = tokens.filter(user__username=username)
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{token.pk}\t{token.user.get_username()}\t{token.name}\t{when(token.created_at)}\t"
                               f"{when(token.expires_at)}{expired}\t{when(token.last_used_at)}")
 
-    def revoke(self, ids: list[int]) -> None:
+    def revoke_tokens(self, ids: list[int]) -> None:
         found = set(ApiToken.objects.filter(pk__in=ids).values_list("pk", flat=True))
         missing = sorted(set(ids) - found)
         if missing:  # nothing revoked: a typo must not revoke the others silently
