@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from config import secret_key
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
@@ -22,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.gis",
+    "axes",
     "django.contrib.postgres",
     "channels",
     "accounts",
@@ -41,6 +43,8 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.login_limit.LoginBusyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,6 +94,18 @@ ONEMAP_API_TOKEN_DAYS = int(env("API_TOKEN_DAYS", "90"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Logins (accounts/login_limit.py): django-axes locks a username, and separately an address, after
+# ONEMAP_LOGIN_FAILURES failures for ONEMAP_LOGIN_COOLOFF_MIN minutes; password hashes run at most
+# ONEMAP_LOGIN_HASH_SLOTS at a time per process, with ONEMAP_LOGIN_HASH_QUEUE logins waiting.
+AUTHENTICATION_BACKENDS = ["accounts.login_limit.RateLimitBackend", "accounts.login_limit.GatedModelBackend"]
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env("LOGIN_COOLOFF_MIN", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.login_limit.locked_out"
+ONEMAP_LOGIN_HASH_SLOTS = int(env("LOGIN_HASH_SLOTS", "1"))
+ONEMAP_LOGIN_HASH_QUEUE = int(env("LOGIN_HASH_QUEUE", "8"))
+ONEMAP_LOGIN_HASH_WAIT_S = float(env("LOGIN_HASH_WAIT_S", "10"))
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
