@@ -13,6 +13,8 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = secret_key.load()
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Served over HTTPS (ONEMAP_HTTPS=1): the session and CSRF cookies are then sent over HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("HTTPS", False)
 
 INSTALLED_APPS = [
     "daphne",
@@ -34,6 +36,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.headers.SecurityHeadersMiddleware",  # CSP and friends on every answer (config/headers.py)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

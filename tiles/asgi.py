@@ -32,6 +32,7 @@ from django.conf import settings
 
 from accounts.jurisdiction import Jurisdiction
 from config.dbthreads import keep_connection_fresh
+from config.headers import RAW_HEADERS as SECURITY_HEADERS
 from config.problems import PROBLEM_CONTENT_TYPE, Problem
 from tiles import derived
 from tiles.auth import UNKNOWN, check_user, look_up_user, read_token, remembered
@@ -148,6 +149,7 @@ class TileFastPath:
             status, body = problem.status, json.dumps(problem.body(), ensure_ascii=False).encode()
             response_headers = [("Content-Type", PROBLEM_CONTENT_TYPE), *problem.headers.items()]
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
+        raw += SECURITY_HEADERS
         raw.append((b"content-length", str(len(body)).encode()))
         return status, raw, b"" if request.head else body
 
