@@ -115,3 +115,27 @@ def test_the_fast_path_checks_the_user_off_the_event_loop(settings, django_db_bl
     finally:
         app.pool.submit(lambda: db.close()).result()
         app.pool.shutdown()
+
+
+@pytest.mark.django_db
+def test_the_real_server_refuses_the_forged_token_below_asgi(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """The server answers ?t= tiles in its own protocol (config.http's direct route): the same refusals."""
+    import urllib.error
+    import urllib.request
+
+    from tests.live_server import running_server
+
+    def status(url: str) -> int:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our own local server)
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    commander = user_id("commander")
+    too_long = signed(f"{commander}~city~~~{int(time.time()) + 10 * 86400}")
+    with django_db_blocker.unblock(), running_server() as base:
+        assert status(f"{base}{LIVE_TILE}?t={signed('0~city~~~4102444800')}") == 403
+        assert status(f"{base}{LIVE_TILE}?t={issue_token(0, Jurisdiction('city'))}") == 403
+        assert status(f"{base}{LIVE_TILE}?t={too_long}") == 403
+        assert status(f"{base}{LIVE_TILE}?t={issue_token(commander, Jurisdiction('city'))}") == 200
