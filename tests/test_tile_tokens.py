@@ -139,3 +139,50 @@ def test_the_real_server_refuses_the_forged_token_below_asgi(django_db_blocker) 
         assert status(f"{base}{LIVE_TILE}?t={issue_token(0, Jurisdiction('city'))}") == 403
         assert status(f"{base}{LIVE_TILE}?t={too_long}") == 403
         assert status(f"{base}{LIVE_TILE}?t={issue_token(commander, Jurisdiction('city'))}") == 200
+
+
+@pytest.mark.django_db
+def test_the_fast_path_looks_a_user_up_once_for_a_burst_and_survives_a_database_outage(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    """A map view asks for many tiles at once: one lookup. When the lookup fails (the database is
+    away), the last state known serves; a user never seen gets a 503 problem, not a 500."""
+    from django.db import OperationalError
+    from django.db import connection as db
+
+    from tests.test_tiles_http import asgi_get
+    from tiles import asgi as tiles_asgi
+    from tiles.asgi import TileFastPath
+
+    calls: list[int] = []
+    look_up = tiles_asgi.look_up_in_pool
+
+    def counted(user: int):  # type: ignore[no-untyped-def]
+        calls.append(user)
+        return look_up(user)
+
+    monkeypatch.setattr(tiles_asgi, "look_up_in_pool", counted)
+
+    async def unexpected(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise AssertionError(scope["path"])
+
+    app = TileFastPath(unexpected, threads=2, loop_connections=0)
+    token = issue_token(user_id("wall"), Jurisdiction("city"))
+    tiles = [f"/tiles/districts/12/{Z12[1] + dx}/{Z12[2]}.mvt?t={token}" for dx in range(8)]
+
+    async def burst() -> list[int]:
+        return [status for status, _, _ in await asyncio.gather(*(asgi_get(app, url, {}) for url in tiles))]
+
+    def down(user: int):  # type: ignore[no-untyped-def]
+        raise OperationalError("the database is away")
+
+    try:
+        assert asyncio.run(burst()) == [200] * 8
+        assert calls == [user_id("wall")]
+        monkeypatch.setattr(tiles_asgi, "look_up_in_pool", down)
+        settings.ONEMAP_TILE_USER_CHECK_S = 0  # every tile would look up again
+        assert asyncio.run(asgi_get(app, tiles[0], {}))[0] == 200  # the last known state serves
+        stranger = issue_token(user_id("commander"), Jurisdiction("city"))
+        status, headers, _ = asyncio.run(asgi_get(app, f"/tiles/districts/12/{Z12[1]}/{Z12[2]}.mvt?t={stranger}", {}))
+        assert status == 503 and headers["retry-after"] and headers["content-type"] == "application/problem+json"
+    finally:
+        app.pool.submit(lambda: db.close()).result()
+        app.pool.shutdown()

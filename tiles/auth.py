@@ -14,6 +14,7 @@ renewals within that time (tiles/README.md)."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import threading
 import time
@@ -78,17 +79,21 @@ def signed_user(token: str, key: str, fallbacks: tuple[str, ...]) -> tuple[TileU
     return TileUser(int(parts[0]), jurisdiction), int(parts[4])
 
 
+class Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
 # user id -> (the user's jurisdiction, or None if missing or inactive; when it was looked up)
 _seen: dict[int, tuple[Jurisdiction | None, float]] = {}
 _seen_lock = threading.Lock()
-UNKNOWN = object()
 
 
-def remembered(user_id: int) -> Jurisdiction | None | object:
+def remembered(user_id: int, stale_ok: bool = False) -> Jurisdiction | None | Unknown:
     """The user's jurisdiction (None: missing or inactive) as looked up within the last
-    ONEMAP_TILE_USER_CHECK_S, or UNKNOWN."""
+    ONEMAP_TILE_USER_CHECK_S (or at any time, with stale_ok), else UNKNOWN."""
     seen = _seen.get(user_id)
-    if seen is None or time.monotonic() - seen[1] >= settings.ONEMAP_TILE_USER_CHECK_S:
+    if seen is None or not stale_ok and time.monotonic() - seen[1] >= settings.ONEMAP_TILE_USER_CHECK_S:
         return UNKNOWN
     return seen[0]
 
@@ -118,7 +123,7 @@ def token_user(token: str) -> TileUser:
     """read_token, then the user's state (remembered, or looked up here: sync code only)."""
     user = read_token(token)
     current = remembered(user.user_id)
-    return check_user(user, look_up_user(user.user_id) if current is UNKNOWN else current)  # type: ignore[arg-type]
+    return check_user(user, look_up_user(user.user_id) if current is UNKNOWN else current)
 
 
 def forget_users() -> None:
