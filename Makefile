@@ -10,9 +10,9 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 2
 
-.PHONY: setup demo serve test lint apt db db-stop migrate fixtures accounts lock bench clean-db
+.PHONY: setup demo serve test lint apt db db-stop migrate fixtures secret-key demo-accounts lock bench clean-db
 
-setup: apt .venv/.installed node_modules/.installed db migrate fixtures accounts
+setup: apt .venv/.installed node_modules/.installed secret-key db migrate fixtures
 	@mkdir -p .var/static
 	@echo "setup: ready — make serve (or make demo) to open http://$(HOST):$(PORT)"
 
@@ -45,8 +45,15 @@ fixtures: migrate
 	@$(PY) manage.py load_fixtures
 	@$(PY) manage.py refresh_tiles -v 0
 
-accounts: fixtures
-	@$(PY) manage.py create_demo_accounts -v 0
+# A random key, written once, kept out of git (.var/, mode 600); ONEMAP_SECRET_KEY overrides it.
+secret-key: .venv/.installed
+	@$(PY) -m config.secret_key ensure
+
+# The demo's accounts (one per role, and an `admin` superuser) share a published password: only
+# `make demo` and the tests create them. Real accounts: see README ("Accounts").
+demo-accounts: fixtures
+	@$(PY) manage.py create_demo_accounts -v 1
+	@echo "demo accounts' password: $${ONEMAP_DEMO_PASSWORD:-onemap-demo}"
 
 # Several worker processes share WebSocket subscribers and the tile cache through Redis: the
 # project-local one under .var/ unless REDIS_URL points elsewhere.
@@ -58,13 +65,14 @@ SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=
 # reminders and escalations (command/tasks.py), as a process of its own beside the server.
 JOBS = $(PY) manage.py procrastinate worker --queues dispatch
 
-serve:
+serve: secret-key
+	@$(PY) -m config.secret_key check
 	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers, and the job runner)"
 	@$(JOBS) & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; $(SERVER)
 
 # The demo: the server, and the simulator sending officers' and vehicles' fixes through the real
 # HTTP ingest path (every 2nd unit every 5 s: lively on the map, light on 2 cores).
-demo: setup
+demo: setup demo-accounts
 	@echo "demo: http://$(HOST):$(PORT) (simulated units moving; Ctrl-C stops both)"
 	@$(PY) manage.py simulate --url http://$(HOST):$(PORT) --wait 60 --every 2 --interval 5 -v 0 & sim=$$!; \
 	  $(JOBS) & jobs=$$!; \

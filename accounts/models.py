@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -60,7 +62,10 @@ class ApiToken(models.Model):
         return f"{self.user} / {self.name}"
 
     @classmethod
-    def issue(cls, user: models.Model, name: str = "cli") -> tuple[ApiToken, str]:
+    def issue(cls, user: models.Model, name: str = "cli", days: int | None = None) -> tuple[ApiToken, str]:
+        """A new token valid `days` (default ONEMAP_API_TOKEN_DAYS): a token that is never revoked
+        by hand still ends (issue 14). The raw token is returned once; only its hash is kept."""
         raw = cls.PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=hash_token(raw))
+        expires = timezone.now() + timedelta(days=settings.ONEMAP_API_TOKEN_DAYS if days is None else days)
+        token = cls.objects.create(user=user, name=name, key_hash=hash_token(raw), expires_at=expires)
         return token, raw

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
+import django.contrib.auth  # noqa: E402
 
 django.setup()
 
@@ -373,7 +374,11 @@ def main() -> None:
     if args.groups:
         groups = {name: tiles for name, tiles in groups.items() if name in args.groups.split(",")}
     tq = TileQuery((LayerQuery(registry.BY_ID[LAYER]),), 0, 0, 0, Jurisdiction("city"))
-    URL_QUERY = f"v={version_digest(tq, current_versions(tq))}&t={issue_token(1, Jurisdiction('city'))}"
+    # The token must name an active city-wide user (tiles.auth checks): the demo's commander (make demo).
+    commander = django.contrib.auth.get_user_model().objects.filter(username="commander", is_active=True).first()
+    if commander is None:
+        sys.exit("bench/tiles.py: no active user `commander`: run `make demo` (or manage.py create_demo_accounts)")
+    URL_QUERY = f"v={version_digest(tq, current_versions(tq))}&t={issue_token(commander.pk, Jurisdiction('city'))}"
     if not args.no_tipg:
         ensure_tipg()
 

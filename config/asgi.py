@@ -16,6 +16,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from config import logredact  # noqa: E402
+
+logredact.install()  # uvicorn configured its loggers before loading this module, Django in the line above
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
 from config.bodylimit import BodyLimit  # noqa: E402

@@ -33,6 +33,8 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from config.headers import RAW_HEADERS
+
 log = logging.getLogger(__name__)
 
 # Held writes go out at once from this size on (a tile is a few KB; a page of GeoJSON may be MBs).
@@ -174,7 +176,7 @@ class DirectCycle:
             status, headers, body = await self.route.respond(self.claimed, self.headers)
         except Exception:  # as uvicorn answers an application's exception
             log.exception("Exception in direct route %s", type(self.route).__name__)
-            status, headers, body = 500, [(b"content-type", b"text/plain; charset=utf-8"),
+            status, headers, body = 500, [(b"content-type", b"text/plain; charset=utf-8"), *RAW_HEADERS,
                                           (b"content-length", str(len(INTERNAL_ERROR)).encode())], INTERNAL_ERROR
             self.keep_alive = False
         if self.disconnected:

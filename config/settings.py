@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from datetime import timedelta
 
+from config import secret_key
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
 
 DEBUG = env_bool("DEBUG", False)
-# The demo key only serves the local demo; production sets ONEMAP_SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", "onemap-local-demo-key-not-for-production-0123456789abcdef")
+# ONEMAP_SECRET_KEY, else the random key `make setup` wrote to .var/secret_key; no default.
+SECRET_KEY = secret_key.load()
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Served over HTTPS (ONEMAP_HTTPS=1): the session and CSRF cookies are then sent over HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("HTTPS", False)
 
 INSTALLED_APPS = [
     "daphne",
@@ -22,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.gis",
+    "axes",
     "django.contrib.postgres",
     "channels",
     "accounts",
@@ -37,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.headers.SecurityHeadersMiddleware",  # CSP and friends on every answer (config/headers.py)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -46,6 +52,8 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.login_limit.LoginBusyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,9 +97,24 @@ else:
 ONEMAP_STALE_AFTER_S = int(env("STALE_AFTER_S", "120"))
 ONEMAP_FIX_RETENTION_DAYS = int(env("FIX_RETENTION_DAYS", "30"))
 
+# API tokens (manage.py token) expire after this many days unless issued with --days.
+ONEMAP_API_TOKEN_DAYS = int(env("API_TOKEN_DAYS", "90"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Logins (accounts/login_limit.py): django-axes locks a username, and separately an address, after
+# ONEMAP_LOGIN_FAILURES failures for ONEMAP_LOGIN_COOLOFF_MIN minutes; password hashes run at most
+# ONEMAP_LOGIN_HASH_SLOTS at a time per process, with ONEMAP_LOGIN_HASH_QUEUE logins waiting.
+AUTHENTICATION_BACKENDS = ["accounts.login_limit.RateLimitBackend", "accounts.login_limit.GatedModelBackend"]
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env("LOGIN_COOLOFF_MIN", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.login_limit.locked_out"
+ONEMAP_LOGIN_HASH_SLOTS = int(env("LOGIN_HASH_SLOTS", "1"))
+ONEMAP_LOGIN_HASH_QUEUE = int(env("LOGIN_HASH_QUEUE", "8"))
+ONEMAP_LOGIN_HASH_WAIT_S = float(env("LOGIN_HASH_WAIT_S", "10"))
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -123,6 +146,8 @@ ONEMAP_WEB_SRID = 3857
 ONEMAP_TILE_CACHE = env_bool("TILE_CACHE", True)
 ONEMAP_TILE_CACHE_MB = int(env("TILE_CACHE_MB", "256"))
 ONEMAP_TILE_TOKEN_MAX_AGE_S = int(env("TILE_TOKEN_MAX_AGE_S", str(12 * 3600)))
+# A tile token's user is looked up again (active? same jurisdiction?) after this many seconds.
+ONEMAP_TILE_USER_CHECK_S = int(env("TILE_USER_CHECK_S", "30"))
 ONEMAP_TILE_LIVE_MAX_AGE_S = int(env("TILE_LIVE_MAX_AGE_S", "5"))
 # The OGC API caps a page at this many features.
 OGC_MAX_LIMIT = int(env("OGC_MAX_LIMIT", "10000"))
@@ -143,7 +168,9 @@ SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Tokens never reach a log (config/logredact.py; config/asgi.py adds it to uvicorn's handlers).
+    "filters": {"redact_tokens": {"()": "config.logredact.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

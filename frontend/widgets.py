@@ -7,6 +7,8 @@ boundaries (a GeoJSON feed on the same server) drawn on a blank background."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.gis.forms.widgets import OpenLayersWidget
 
 
@@ -26,7 +28,7 @@ class OfflineOpenLayersWidget(OpenLayersWidget):
         # Replace the parent's media, which points at a CDN, instead of adding to it.
         extend = False
         css = {"all": ("vendor/ol/ol.css", "gis/css/ol3.css", "frontend/admin_map.css")}
-        js = ("vendor/ol/dist/ol.js", "gis/js/OLMapWidget.js")
+        js = ("vendor/ol/dist/ol.js", "gis/js/OLMapWidget.js")  # frontend/admin_map.js: in the template
 
     def __init__(self, attrs: dict | None = None) -> None:
         super().__init__()
@@ -34,3 +36,16 @@ class OfflineOpenLayersWidget(OpenLayersWidget):
             self.attrs[key] = getattr(self, key)
         if attrs:
             self.attrs.update(attrs)
+
+    def get_context(self, name: str, value: Any, attrs: dict | None) -> dict[str, Any]:
+        """Django's context, plus the options frontend/admin_map.js gives MapWidget (as JSON: no
+        inline script, for the Content-Security-Policy)."""
+        context = super().get_context(name, value, attrs)
+        context["options_id"] = f"{context['id']}_options"
+        context["widget_options"] = {
+            "geom_name": context["geom_type"], "id": context["id"], "map_id": f"{context['id']}_map",
+            "map_srid": context["map_srid"], "name": context["name"], "module": context["module"],
+            "default_lon": self.default_lon, "default_lat": self.default_lat, "default_zoom": self.default_zoom,
+            "districts_url": self.attrs["districts_url"],
+        }
+        return context

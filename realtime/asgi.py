@@ -22,6 +22,7 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 
+from config.headers import raw_headers
 from config.problems import PROBLEM_CONTENT_TYPE, Problem, problem_response
 from realtime import conf
 from realtime.views import INGEST_THREADS, osmand_view, positions_view, run_on_ingest_thread
@@ -77,6 +78,7 @@ class IngestFastPath:
                 response = HttpResponse(json.dumps({"type": "about:blank", "title": "Internal Server Error",
                                                     "status": 500}), status=500, content_type=PROBLEM_CONTENT_TYPE)
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+        headers += raw_headers()  # no middleware runs here: the headers Django's answers carry
         headers.append((b"content-length", str(len(response.content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": response.content})

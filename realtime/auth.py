@@ -9,13 +9,14 @@ channels.auth.AuthMiddlewareStack has already resolved.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
 
 from accounts.middleware import user_for_token
 from realtime.devices import authenticate_device
@@ -53,17 +54,66 @@ class TokenAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
-class BrowserOriginValidator(OriginValidator):
-    """Refuse WebSocket handshakes from pages of other sites (cross-site WebSocket hijacking rides
-    on a dispatcher's cookie). Browsers always send Origin; a request without one comes from a
-    program (the field app, Traccar-style devices, scripts) and authenticates with a token."""
-
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        return parsed_origin is None or super().valid_origin(parsed_origin)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int]  # scheme, host (lower case), port
 
 
-def origin_checked(app: Any) -> BrowserOriginValidator:
+def parse_origin(text: str) -> Origin | None:
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme]
+
+
+def own_origin(scope: dict[str, Any]) -> Origin | None:
+    """The origin of the page this server would have served: its scheme and its Host header
+    (host and port), if that host is one of ALLOWED_HOSTS."""
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
+    name, _ = split_domain_port(host)
+    if not host or not validate_host(name, allowed_hosts()):
+        return None
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    return parse_origin(f"{scheme}://{host}")
+
+
+def allowed_hosts() -> list[str]:
     hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not hosts:
         hosts = [".localhost", "127.0.0.1", "[::1]"]
-    return BrowserOriginValidator(app, hosts)
+    return hosts
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """A browser's handshake (it always sends Origin) must come from this server's own origin or
+    one of CSRF_TRUSTED_ORIGINS: scheme, host AND port compared (a page on another port of the same
+    host is another site's). No Origin: a program (the field app, devices, scripts), which
+    authenticates with a token and carries no cookie to ride on."""
+    raw = [v for k, v in scope.get("headers", []) if k == b"origin"]
+    if not raw:
+        return True
+    origin = parse_origin(raw[-1].decode("latin-1"))
+    if origin is None:
+        return False
+    trusted = {parse_origin(o) for o in settings.CSRF_TRUSTED_ORIGINS}
+    return origin == own_origin(scope) or origin in trusted
+
+
+class OriginChecked:
+    """Refuse WebSocket handshakes from pages of other sites (cross-site WebSocket hijacking rides
+    on a dispatcher's cookie) with a 403, before any authentication."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not origin_allowed(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def origin_checked(app: Any) -> OriginChecked:
+    return OriginChecked(app)

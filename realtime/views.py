@@ -189,13 +189,16 @@ def _dispatcher(request: HttpRequest) -> Jurisdiction:
     return Jurisdiction.of(user)
 
 
-def _check_device_in(jurisdiction: Jurisdiction, device_id: str) -> None:
+def _device_in(jurisdiction: Jurisdiction, device_id: str) -> bool:
     device = known_devices([device_id]).get(device_id)
-    inside = device is not None and (
+    return device is not None and (
         jurisdiction.level == "city"
         or jurisdiction.level == "district" and device.district == jurisdiction.district
         or jurisdiction.level == "street" and device.street == jurisdiction.street)
-    if not inside:  # the same answer whether the device is elsewhere or does not exist
+
+
+def _check_device_in(jurisdiction: Jurisdiction, device_id: str) -> None:
+    if not _device_in(jurisdiction, device_id):  # the same answer whether elsewhere or missing
         raise Problem(404, f"no device {device_id} in your jurisdiction ({jurisdiction.label})")
 
 
@@ -229,7 +232,7 @@ def push_detail(request: HttpRequest, push_id: uuid.UUID) -> HttpResponse:
     _method(request, "GET")
     jurisdiction = _dispatcher(request)
     push = Push.objects.filter(id=push_id).first()
-    if push is None:
+    # Another jurisdiction's push answers exactly as an unknown id: nothing tells that it exists.
+    if push is None or not _device_in(jurisdiction, push.device_id):
         raise Problem(404, "no such push")
-    _check_device_in(jurisdiction, push.device_id)
     return JsonResponse(push_json(push))

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from django.db import connection
@@ -40,12 +41,15 @@ def session_database_url() -> str:
 
 
 @contextmanager
-def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
-    """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL."""
+def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0, log_level: str = "warning",
+                   options: tuple[str, ...] = (), output: IO[bytes] | None = None) -> Iterator[str]:
+    """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL.
+    `output`: a file for the server's stdout and stderr (its log), else the test's."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = subprocess.Popen(
-        server_command(sys.executable, "127.0.0.1", port, "--log-level", "warning"), cwd=ROOT, env=env)
+        server_command(sys.executable, "127.0.0.1", port, "--log-level", log_level, *options), cwd=ROOT, env=env,
+        stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -127,3 +127,54 @@ def test_token_command_issues_a_bearer_token_that_authenticates(client) -> None:
     assert wrong.status_code == 401
     assert wrong["Content-Type"] == "application/problem+json"
     assert client.get("/api/map/districts.geojson").status_code == 401
+
+
+@pytest.mark.django_db
+def test_api_tokens_expire_by_default(client, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiToken
+
+    settings.ONEMAP_API_TOKEN_DAYS = 90
+    out = io.StringIO()
+    call_command("token", "commander", stdout=out)
+    raw = out.getvalue().strip()
+    token = ApiToken.objects.latest("id")
+    assert token.expires_at is not None
+    assert abs(token.expires_at - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
+    assert client.get("/api/map/districts.geojson", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client.get("/api/map/districts.geojson", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+    call_command("token", "commander", "--days", "3", stdout=io.StringIO())
+    short = ApiToken.objects.latest("id").expires_at
+    assert short is not None and short < timezone.now() + timedelta(days=3, minutes=1)
+
+
+@pytest.mark.django_db
+def test_token_list_and_revoke(client) -> None:  # type: ignore[no-untyped-def]
+    from accounts.models import ApiToken
+
+    raws = []
+    for name in ("qgis", "script"):
+        out = io.StringIO()
+        call_command("token", "dongcheng", "--name", name, stdout=out)
+        raws.append(out.getvalue().strip())
+    ids = list(ApiToken.objects.filter(user__username="dongcheng").order_by("id").values_list("id", flat=True))
+    listing = io.StringIO()
+    call_command("token", "--list", "dongcheng", stdout=listing)
+    lines = listing.getvalue().splitlines()
+    assert lines[0].split("\t") == ["id", "user", "name", "created", "expires", "last used"]
+    assert [line.split("\t")[:3] for line in lines[1:]][-2:] == [[str(ids[-2]), "dongcheng", "qgis"],
+                                                                 [str(ids[-1]), "dongcheng", "script"]]
+    assert all(raw not in listing.getvalue() for raw in raws), "the list never shows a token"
+    call_command("token", "--revoke", str(ids[-2]), stdout=io.StringIO())
+    assert client.get("/api/map/districts.geojson", HTTP_AUTHORIZATION=f"Bearer {raws[0]}").status_code == 401
+    assert client.get("/api/map/districts.geojson", HTTP_AUTHORIZATION=f"Bearer {raws[1]}").status_code == 200
+    with pytest.raises(CommandError) as error:  # an unknown id revokes nothing, exit code 2
+        call_command("token", "--revoke", str(ids[-1]), "999999999")
+    assert error.value.returncode == 2 and ApiToken.objects.filter(pk=ids[-1]).exists()
+    with pytest.raises(CommandError) as error:
+        call_command("token")
+    assert error.value.returncode == 2

@@ -174,3 +174,33 @@ def test_a_click_on_a_camera_shows_its_record_from_the_ogc_api(server, browser):
     assert status is not None and status.get_attribute("data-value") == camera["properties"]["status"]
     assert status.inner_text() in {"在线 online", "离线 offline", "故障 fault"}  # the model's label, not the code
     page.close()
+
+
+CSP_WATCH = """window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+def test_the_map_and_the_admin_map_widget_run_under_the_content_security_policy(server, browser):
+    """config/headers.py's policy (no inline script or style, workers from blob:) breaks nothing:
+    the map draws and goes live, the admin's map widget draws the districts; no violation."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(CSP_WATCH)
+    console: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(f"{server}/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "onemap-demo")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/")
+    page.wait_for_function("() => window.oneMap && window.oneMap.loaded() && window.oneMap.areTilesLoaded() && "
+                           "window.oneMapLive && window.oneMapLive.state === 'live'", timeout=60_000)
+    assert page.evaluate("() => window.__cspViolations") == []
+    page.goto(f"{server}/admin/geo/camera/")
+    page.click("#result_list tbody tr th a")
+    page.wait_for_function("() => window.geodjango_geom && window.geodjango_geom.map.getLayers().item(0)"
+                           ".getSource().getFeatures().length > 0", timeout=60_000)
+    assert page.evaluate("() => window.__cspViolations") == []
+    assert not [m for m in console if "Content Security Policy" in m], console
+    context.close()

@@ -4,6 +4,7 @@ delivery and acknowledgement times recorded; fixes over the same socket; the pus
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -91,7 +92,10 @@ def test_live_push_through_the_api_and_jurisdiction(world):  # noqa: F811
     push_id = run(scenario())
     detail = api("street_a1", "get", f"/api/pushes/{push_id}").json()
     assert detail["attempts"] == 1 and detail["delivered_at"] and detail["acked_at"]
-    assert api("district_b", "get", f"/api/pushes/{push_id}").status_code == 404
+    # Outside one's jurisdiction a push answers exactly as an id that does not exist (issue 14).
+    foreign, unknown = api("district_b", "get", f"/api/pushes/{push_id}"), api("district_b", "get", f"/api/pushes/{uuid.uuid4()}")
+    assert (foreign.status_code, foreign.content, foreign["Content-Type"]) == \
+        (unknown.status_code, unknown.content, unknown["Content-Type"]) == (404, unknown.content, "application/problem+json")
 
 
 def test_field_socket_carries_fixes_and_survives_bad_frames(world):  # noqa: F811

@@ -97,6 +97,8 @@ def test_composite_tile_is_one_query(client) -> None:  # type: ignore[no-untyped
     login_as(client, "commander")
     url = client.get(f"/tiles/{ALL_LAYERS}.json").json()["tiles"][0].removeprefix("http://testserver")
     client.logout()  # the signed token alone authenticates: no session lookup
+    # ... and its user's state is looked up once per ONEMAP_TILE_USER_CHECK_S, not per tile.
+    assert client.get(url.format(z=Z14[0], x=Z14[1] + 1, y=Z14[2])).status_code == 200
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url.format(z=Z14[0], x=Z14[1], y=Z14[2]))
     assert response.status_code == 200

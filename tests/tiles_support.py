@@ -86,6 +86,10 @@ def derived_tables(django_db_setup, django_db_blocker):  # type: ignore[no-untyp
 
 @pytest.fixture(autouse=True)
 def fresh_cache():  # type: ignore[no-untyped-def]
+    from tiles.auth import forget_users
+
     tile_cache.reset()
+    forget_users()  # a user deactivated inside a rolled-back test is active again
     yield
     tile_cache.reset()
+    forget_users()

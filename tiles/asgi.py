@@ -29,11 +29,14 @@ from urllib.parse import parse_qsl
 
 import psycopg
 from django.conf import settings
+from django.db import DatabaseError
 
+from accounts.jurisdiction import Jurisdiction
 from config.dbthreads import keep_connection_fresh
+from config.headers import RAW_HEADERS as SECURITY_HEADERS
 from config.problems import PROBLEM_CONTENT_TYPE, Problem
 from tiles import derived
-from tiles.auth import read_token
+from tiles.auth import UNKNOWN, check_user, look_up_user, read_token, remembered
 from tiles.cache import tile_cache
 from tiles.loopdb import LoopDatabase, LoopDatabaseError, connect_like_django
 from tiles.params import checked_layers, parse_tile
@@ -78,6 +81,11 @@ def serve_in_pool(tq: TileQuery, version: str | None, if_none_match: str | None)
     return serve(tq, version, if_none_match, checked_locally=version is not None)
 
 
+def look_up_in_pool(user_id: int) -> Jurisdiction | None:
+    keep_connection_fresh()
+    return look_up_user(user_id)
+
+
 def query_params(raw: bytes) -> dict[str, str]:
     """The query string as QueryDict reads it (UTF-8, else Latin-1; blank values kept; a repeated
     parameter's last value wins, as QueryDict.get; at most DATA_UPLOAD_MAX_NUMBER_FIELDS, else
@@ -113,6 +121,7 @@ class TileFastPath:
         self.app = app
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiles-db")
+        self.lookups: dict[int, asyncio.Future[Jurisdiction | None]] = {}
         self.db = LoopDatabase(loop_connections, connect_like_django, self.pool) if loop_connections > 0 else None
 
     def claim(self, method: str, path: str, query_string: bytes) -> TileRequest | None:
@@ -142,6 +151,7 @@ class TileFastPath:
             status, body = problem.status, json.dumps(problem.body(), ensure_ascii=False).encode()
             response_headers = [("Content-Type", PROBLEM_CONTENT_TYPE), *problem.headers.items()]
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
+        raw += SECURITY_HEADERS
         raw.append((b"content-length", str(len(body)).encode()))
         return status, raw, b"" if request.head else body
 
@@ -160,6 +170,7 @@ class TileFastPath:
         zoom, col, row = parse_tile(match["z"], match["x"], match["y"])
         layer_queries = checked_layers(match["layers"], query)
         user = read_token(query["t"])  # present (checked in __call__), maybe empty
+        check_user(user, await self.current_jurisdiction(user.user_id))
         tq = TileQuery(layer_queries, zoom, col, row, user.jurisdiction)
         version = query.get("v")
         req = versioned(tq, version) if version is not None else None
@@ -171,6 +182,28 @@ class TileFastPath:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.pool, serve_in_pool, tq, version, if_none_match)
         return http_parts(answer, accepts_gzip(accept_encoding))
+
+    async def current_jurisdiction(self, user_id: int) -> Jurisdiction | None:
+        """The token's user's state (tiles.auth): remembered, else looked up in the thread pool,
+        once for all the tiles of a map view that ask at the same time. If the database cannot
+        answer, the last state known is used rather than failing tiles that need no database."""
+        current = remembered(user_id)
+        if current is not UNKNOWN:
+            return current
+        pending = self.lookups.get(user_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().run_in_executor(self.pool, look_up_in_pool, user_id)
+            self.lookups[user_id] = pending
+            pending.add_done_callback(lambda _: self.lookups.pop(user_id, None))
+        try:
+            return await asyncio.shield(pending)
+        except (psycopg.Error, DatabaseError, OSError):
+            known = remembered(user_id, stale_ok=True)
+            if known is UNKNOWN:
+                raise Problem(503, "The database cannot check the tile token's user now; try again shortly.",
+                              title="Service Unavailable", headers={"Retry-After": "5"}) from None
+            log.warning("tile token user %s: lookup failed, using the last known state", user_id)
+            return known
 
     async def render_on_loop(self, req: Versioned) -> TileAnswer | None:
         """A versioned miss on the event loop: the shared (Redis) cache asked with its asyncio

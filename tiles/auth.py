@@ -3,15 +3,20 @@
 MapLibre workers and QGIS fetch tiles by URL template, where a header or a cookie is awkward
 (QGIS) or costs a session lookup per tile (three queries). So TileJSON and style.json put a
 signed token in the tile URLs: the user id and jurisdiction, an expiry, and an HMAC with the
-SECRET_KEY (django.core.signing). Checking it needs no database. The expiry is rounded up to the
-hour, so the URLs a user gets stay the same for an hour and the browser cache keeps working.
+SECRET_KEY (django.core.signing). The expiry is rounded up to the hour, so the URLs a user gets
+stay the same for an hour and the browser cache keeps working.
 
-Consequence (documented in tiles/README.md): a token outlives a change of the user's jurisdiction
-or a deactivation by at most ONEMAP_TILE_TOKEN_MAX_AGE_S."""
+A valid signature is not enough (issue 14): the server caps the lifetime whatever expiry the token
+claims, and the user it names must exist, be active and still have the token's jurisdiction. That
+is looked up at most every ONEMAP_TILE_USER_CHECK_S per user and worker (one query, never per
+tile), so a deactivation or a change of jurisdiction reaches tiles, TileJSON and style.json
+renewals within that time (tiles/README.md)."""
 
 from __future__ import annotations
 
+import enum
 import functools
+import threading
 import time
 from dataclasses import dataclass
 
@@ -44,9 +49,13 @@ def issue_token(user_id: int, jurisdiction: Jurisdiction, now: float | None = No
 
 
 def read_token(token: str, now: float | None = None) -> TileUser:
+    """The user of a well-signed token within its lifetime; no database (see check_user)."""
     user, expires = signed_user(token, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
-    if expires < (time.time() if now is None else now):
+    now = time.time() if now is None else now
+    if expires < now:
         raise unauthorized("The tile token has expired. Fetch the TileJSON (or style.json) again.")
+    if expires > now + settings.ONEMAP_TILE_TOKEN_MAX_AGE_S + ROUND_S:  # longer than issue_token ever gives
+        raise Problem(403, "The tile token claims a lifetime beyond the server's limit.", title="Forbidden")
     return user
 
 
@@ -70,11 +79,64 @@ def signed_user(token: str, key: str, fallbacks: tuple[str, ...]) -> tuple[TileU
     return TileUser(int(parts[0]), jurisdiction), int(parts[4])
 
 
+class Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+# user id -> (the user's jurisdiction, or None if missing or inactive; when it was looked up)
+_seen: dict[int, tuple[Jurisdiction | None, float]] = {}
+_seen_lock = threading.Lock()
+
+
+def remembered(user_id: int, stale_ok: bool = False) -> Jurisdiction | None | Unknown:
+    """The user's jurisdiction (None: missing or inactive) as looked up within the last
+    ONEMAP_TILE_USER_CHECK_S (or at any time, with stale_ok), else UNKNOWN."""
+    seen = _seen.get(user_id)
+    if seen is None or not stale_ok and time.monotonic() - seen[1] >= settings.ONEMAP_TILE_USER_CHECK_S:
+        return UNKNOWN
+    return seen[0]
+
+
+def look_up_user(user_id: int) -> Jurisdiction | None:
+    """The user's current jurisdiction, or None; remembered (one query: the fast path runs it in its pool)."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.select_related("profile").filter(pk=user_id, is_active=True).first()
+    current = Jurisdiction.of(user) if user is not None else None
+    with _seen_lock:
+        _seen[user_id] = (current, time.monotonic())
+    return current
+
+
+def check_user(user: TileUser, current: Jurisdiction | None) -> TileUser:
+    """The token's user, if `current` (their jurisdiction now) says they may still use it."""
+    if current is None:
+        raise Problem(403, "The tile token's user does not exist or is not active.", title="Forbidden")
+    if current != user.jurisdiction:
+        raise Problem(403, "The user's jurisdiction changed. Fetch the TileJSON (or style.json) again.",
+                      title="Forbidden")
+    return user
+
+
+def token_user(token: str) -> TileUser:
+    """read_token, then the user's state (remembered, or looked up here: sync code only)."""
+    user = read_token(token)
+    current = remembered(user.user_id)
+    return check_user(user, look_up_user(user.user_id) if current is UNKNOWN else current)
+
+
+def forget_users() -> None:
+    """Drop what is remembered (tests; a worker could call it on a signal)."""
+    with _seen_lock:
+        _seen.clear()
+
+
 def tile_user(request: HttpRequest) -> TileUser:
     """The signed token if the URL has one, else the session or bearer user; else 401."""
     token = request.GET.get("t")
     if token is not None:
-        return read_token(token)
+        return token_user(token)
     if not request.user.is_authenticated:
         raise unauthorized("Log in, send Authorization: Bearer <token>, or use the signed tile URLs of the TileJSON.")
     return TileUser(request.user.pk, Jurisdiction.of(request.user))
