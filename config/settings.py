@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 from config import secret_key
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url

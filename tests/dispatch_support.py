@@ -80,8 +80,8 @@ def dongcheng(db) -> Dongcheng:  # type: ignore[no-untyped-def]
     verifier, _ = user_model.objects.get_or_create(username="test_verifier")
     Profile.objects.update_or_create(user=verifier, defaults={"role": Role.VERIFIER, "district_id": DISTRICT})
     lon, lat = point_in_street(STREET)
-    officer1 = Officer.objects.get(pk=get_user_model().objects.get(username="officer1").profile.officer_id)
-    officer2 = Officer.objects.get(pk=get_user_model().objects.get(username="officer2").profile.officer_id)
+    officer1 = Officer.objects.get(profile__user__username="officer1")
+    officer2 = Officer.objects.get(profile__user__username="officer2")
     clients = {name: client_for(name) for name in
                ("commander", "dongcheng", "donghuamen", "officer1", "officer2", "wall", "test_verifier")}
     return Dongcheng(lon, lat, officer1, officer2, clients)

@@ -48,7 +48,7 @@ def test_every_action_is_chained_and_the_chain_verifies(dongcheng: Dongcheng) ->
     entries = make_entries(dongcheng)
     assert [e.action for e in entries] == ["create"] * 3
     assert entries[1].prev_hash == entries[0].hash and entries[2].prev_hash == entries[1].hash
-    assert entries[0].after["category"] == "E0201" and entries[0].actor == "donghuamen"
+    assert (entries[0].after or {})["category"] == "E0201" and entries[0].actor == "donghuamen"
     code, out = run_verify()
     assert code == 0 and "chain intact" in out
 
