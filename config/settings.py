@@ -172,5 +172,6 @@ LOGGING = {
     "filters": {"redact_tokens": {"()": "config.logredact.RedactTokens"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # procrastinate announces every task registration at INFO on each start: keep its warnings only.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "procrastinate": {"level": "WARNING"}},
 }
