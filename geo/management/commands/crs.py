@@ -6,6 +6,7 @@ The work is done in geo.crs (pure) and geo.migrate_db (database); this module on
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -39,7 +40,10 @@ class Command(BaseCommand):
         self._systems(p)
         p.add_argument("--x-col", default="x")
         p.add_argument("--y-col", default="y")
-        p.add_argument("--encoding", help="override the input encoding (Shapefile .cpg, CSV)")
+        p.add_argument("--encoding", help="the input's text encoding (e.g. GBK), overriding a Shapefile's .cpg or "
+                                          "UTF-8 for CSV; the text must decode with it")
+        p.add_argument("--geometry-only", action="store_true",
+                       help="convert a Shapefile whose .dbf is missing (its attributes are lost)")
         p.add_argument("--overwrite", action="store_true")
 
         p = sub.add_parser("fit", help="fit a model on control point pairs; writes a parameter file")
@@ -81,6 +85,7 @@ class Command(BaseCommand):
         p.add_argument("--params", help="parameter file (needed from Beijing 1954, Xian 1980 or local)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        logging.getLogger("pyogrio").setLevel(logging.WARNING)  # "Created N records": not news on stderr
         try:
             getattr(self, "do_" + opts["action"].replace("-", "_"))(opts)
         except CrsError as e:
@@ -107,16 +112,19 @@ class Command(BaseCommand):
         self.stdout.write(f"{fmt.format(x[0])} {fmt.format(y[0])}")
 
     def do_file(self, opts) -> None:  # type: ignore[no-untyped-def]
-        from geo.crs import files
+        from geo.crs import stream
 
         t = self._transform(opts)
-        ds = files.read_dataset(opts["input"], opts["x_col"], opts["y_col"], opts["encoding"])
-        files.check_source_crs(ds, t.source)
-        with _progress(len(ds.layers), "layers") as bar:
-            out = files.transform_dataset(ds, t, bar)
-        files.write_dataset(out, opts["output"], t.target, opts["overwrite"])
-        n = sum(len(layer.frame) for layer in out.layers)
-        self.stderr.write(f"{n} features in {len(out.layers)} layer(s): {t.describe()}")
+        bar = tqdm(total=None, desc="features", unit=" features", unit_scale=True, file=sys.stderr,
+                   disable=None, leave=False)
+        with bar:
+            done = stream.convert_file(opts["input"], opts["output"], t, x_col=opts["x_col"], y_col=opts["y_col"],
+                                       encoding=opts["encoding"], geometry_only=opts["geometry_only"],
+                                       overwrite=opts["overwrite"], progress=bar)
+        for note in done.notes:
+            self.stdout.write(f"note: {note}")
+        self.stdout.write(f"{done.features} features in {done.layers} layer(s) written to {opts['output']}: "
+                          f"{t.describe()}")
 
     def do_fit(self, opts) -> None:  # type: ignore[no-untyped-def]
         from geo.crs import fit, models, report
