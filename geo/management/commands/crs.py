@@ -142,6 +142,8 @@ class Command(BaseCommand):
             f"rejected {st['rejected'] or 'none'}, sigma0 {st['sigma0_m']:.4f} m, check RMSE "
             f"{st['check']['rmse_m'] if st['check']['rmse_m'] is None else round(st['check']['rmse_m'], 4)} m; "
             f"wrote {out} and {rep}")
+        for w in report.precision_warnings(doc):  # exit 0 (the file is written), but not quietly
+            self.stderr.write(f"WARNING: {w}")
 
     def do_migrate_db(self, opts) -> None:  # type: ignore[no-untyped-def]
         from django.db import connection
