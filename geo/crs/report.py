@@ -178,6 +178,7 @@ def migration_report(summary: dict[str, Any]) -> str:
         f"- Transform path: {summary.get('path', '—')}",
         f"- Outcome: **{summary['outcome']}**",
         f"- Round-trip tolerance: {_fmt(summary.get('tol_m'), 6)} m; total time {_fmt(summary.get('elapsed_s'), 2)} s",
+        *[f"\n> **Warning:** {w}" for w in summary.get("warnings", [])],
         "",
         "| table.column | rows | SRID before → after | invalid | max round-trip error (m) | bbox before | bbox after | time (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",

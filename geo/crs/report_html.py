@@ -383,7 +383,8 @@ def migration_report_html(summary: dict[str, Any]) -> str:
         for c in cols for k in c.get("checks", [])]
     deps = [f"<li>{e(c['table'])}.{e(d['column'])} = <code>{e(d['expr'])}</code> (dropped and re-added with "
             f"{len(d.get('indexes', []))} index(es))</li>" for c in cols for d in c.get("dependants", [])]
-    body = [f"<h1>Database coordinate migration: {e(summary['action'])}</h1>", head, "<h2>Columns</h2>",
+    body = [f"<h1>Database coordinate migration: {e(summary['action'])}</h1>", head,
+            *[f'<p class="note warning">Warning: {e(w)}</p>' for w in summary.get("warnings", [])], "<h2>Columns</h2>",
             table(["table.column", "primary key", "rows", "SRID before → after", "invalid", "max round-trip error (m)",
                    "bbox before", "bbox after", "time (s)"], col_rows),
             "<h2>Checks</h2>",

@@ -20,6 +20,15 @@ def _progress(total: int, desc: str) -> tqdm:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
+def _declared_srids() -> dict[tuple[str, str], int]:
+    """(table, column) -> SRID of every geometry field the installed models declare."""
+    from django.apps import apps
+    from django.contrib.gis.db.models import GeometryField
+
+    return {(m._meta.db_table, f.column): f.srid for m in apps.get_models() for f in m._meta.concrete_fields
+            if isinstance(f, GeometryField)}
+
+
 class Command(BaseCommand):
     help = "Coordinate systems: list, convert points and files, fit parameters, migrate the database."
     # No system checks: their warnings would break the promise of one line on stderr.
@@ -65,6 +74,8 @@ class Command(BaseCommand):
         p.add_argument("--tables", nargs="*", help="only these tables (default: every public.geo_* table)")
         p.add_argument("--tol", type=float, default=0.001, help="round-trip tolerance in metres")
         p.add_argument("--report", help="report file: HTML if it ends in .html, else Markdown")
+        p.add_argument("--allow-live-writes", action="store_true",
+                       help="--execute even though live ingest wrote into a migrated table in the last 10 minutes")
 
         p = sub.add_parser("verify", help="compare two files (A B), or a file with a table (A --table): same "
                                           "features, geometry within --tol")
@@ -153,8 +164,11 @@ class Command(BaseCommand):
 
         connection.ensure_connection()
         summary = migrate_db.run(connection.connection, opts["mode"], opts["target"], opts["params"],
-                                 tables=opts["tables"], tol_m=opts["tol"], progress=_progress)
+                                 tables=opts["tables"], tol_m=opts["tol"], progress=_progress,
+                                 declared=_declared_srids(), allow_live_writes=opts["allow_live_writes"])
         text = report.migration_report(summary)
+        for w in summary["warnings"]:
+            self.stderr.write(f"WARNING: {w}")
         if opts["report"]:
             Path(opts["report"]).write_text(report.migration_report_for(opts["report"], summary), encoding="utf-8")
         self.stdout.write(text)
