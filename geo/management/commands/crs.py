@@ -25,7 +25,7 @@ def _declared_srids() -> dict[tuple[str, str], int]:
     from django.apps import apps
     from django.contrib.gis.db.models import GeometryField
 
-    return {(m._meta.db_table, f.column): f.srid for m in apps.get_models() for f in m._meta.concrete_fields
+    return {(m._meta.db_table, str(f.column)): f.srid for m in apps.get_models() for f in m._meta.concrete_fields
             if isinstance(f, GeometryField)}
 
 
