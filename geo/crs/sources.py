@@ -21,6 +21,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from geo.crs.systems import CrsError
 
 
@@ -146,12 +148,15 @@ def _dbf_text(dbf: Path) -> tuple[int, int, list[bytes]]:
         block = max(1, (1 << 20) // max(rec_len, 1))
         while budget > 0 and text_fields and rec_len:
             data = f.read(block * rec_len)
-            if not data:
+            if len(data) < rec_len:
                 break
-            for r in range(0, len(data) - rec_len + 1, rec_len):
-                for o, n in text_fields:
-                    v = data[r + o:r + o + n].rstrip(b" \0")
-                    if not v.isascii() and v not in seen:
+            recs = np.frombuffer(data[:len(data) - len(data) % rec_len], dtype=np.uint8).reshape(-1, rec_len)
+            for o, n in text_fields:
+                cells = recs[:, o:o + n]
+                # only the records with a byte >= 0x80 in this field go through Python
+                for row in np.flatnonzero((cells >= 0x80).any(axis=1)):
+                    v = cells[row].tobytes().rstrip(b" \0")
+                    if v not in seen:
                         seen.add(v)
                         values.append(v)
                         budget -= len(v)
