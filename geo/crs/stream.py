@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geo.crs import gpkg_rtree
 from geo.crs.files import (
     FileError,
     _one_line,
@@ -34,7 +35,6 @@ from geo.crs.files import (
     output_crs,
     transform_geometries,
 )
-from geo.crs import gpkg_rtree
 from geo.crs.transform import Transform
 
 CHUNK = 100_000
