@@ -170,3 +170,13 @@ def test_prj_contradicting_from_is_refused_and_failed_output_leaves_nothing(tmp_
     files.check_labels("l.shp", {"l": "EPSG:2415"}, get_system("local"))  # a stale projected label is tolerated
     files.check_labels("w.kml", {"w": "EPSG:4326"}, get_system("gcj02"))  # web-map data labelled WGS84
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".crs-*"))
+
+
+def test_verify_refuses_a_misread_file_and_takes_encoding_for_shapefiles_only(tmp_path):
+    src = gbk_shapefile(tmp_path / "a.shp")
+    src.with_suffix(".cpg").unlink()
+    r = crs("file", src, tmp_path / "b.gpkg", "--from", "cgcs2000", "--to", "wgs84", "--encoding", "GBK")
+    assert r.returncode == 0, r.stderr
+    refused(crs("verify", src, tmp_path / "b.gpkg"), "a.shp declares no encoding", "--encoding GBK")
+    r = crs("verify", src, tmp_path / "b.gpkg", "--encoding", "GBK")
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout, r.stderr)

@@ -91,6 +91,12 @@ def inspect_source(path: Path, driver: str, encoding: str | None, geometry_only:
     return SourceInfo()
 
 
+def text_encoding(path: str | Path, encoding: str | None) -> str | None:
+    """`--encoding` as it applies to this file: Shapefile and CSV only (`verify` may compare a GBK
+    Shapefile with a GeoPackage, whose text is UTF-8 by definition)."""
+    return encoding if driver_for(Path(path)) in ("ESRI Shapefile", "CSV") else None
+
+
 def layer_names(path: Path) -> list[str]:
     import pyogrio
 

@@ -86,6 +86,7 @@ class Command(BaseCommand):
         p.add_argument("--key", default="code", help="the key column, in the file and in the table (with --table)")
         p.add_argument("--layer", help="the file's layer, if it has several (with --table)")
         p.add_argument("--tol", type=float, default=0.05, help="metres")
+        p.add_argument("--encoding", help="the files' text encoding (Shapefile without a right .cpg, CSV), e.g. GBK")
         p.add_argument("--x-col", default="x")
         p.add_argument("--y-col", default="y")
 
@@ -184,8 +185,8 @@ class Command(BaseCommand):
             return
         if opts["b"] is None:
             raise CrsError("verify needs two files (A B) or a file and a table (A --table geo_...)")
-        a = files.read_dataset(opts["a"], opts["x_col"], opts["y_col"])
-        b = files.read_dataset(opts["b"], opts["x_col"], opts["y_col"])
+        a, b = (files.read_dataset(f, opts["x_col"], opts["y_col"], files.text_encoding(f, opts["encoding"]))
+                for f in (opts["a"], opts["b"]))
         problems, worst = compare_datasets(a, b, opts["tol"])
         if problems:
             raise CommandError(f"verify failed: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
@@ -196,12 +197,13 @@ class Command(BaseCommand):
         from django.db import connection
 
         from geo import verify_db
+        from geo.crs import files
 
         if opts["b"] is not None:
             raise CrsError("verify takes one file with --table, not two")
         connection.ensure_connection()
         r = verify_db.run(connection.connection, opts["a"], opts["table"], opts["column"], opts["key"], opts["tol"],
-                          x_col=opts["x_col"], y_col=opts["y_col"], layer=opts["layer"])
+                          x_col=opts["x_col"], y_col=opts["y_col"], layer=opts["layer"], encoding=files.text_encoding(opts["a"], opts["encoding"]))
         self.stdout.write("\n".join(r.lines()))
         if not r.ok:
             raise CommandError(f"verify failed: {r.summary()}", returncode=1)
