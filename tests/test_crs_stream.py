@@ -91,3 +91,13 @@ def test_refusal_half_way_leaves_no_partial_output_and_keeps_the_old_one(tmp_pat
     assert (tmp_path / "b.gpkg").read_bytes() == b"old output"
     with pytest.raises(FileError, match="exists; pass --overwrite"):
         stream.convert_file(tmp_path / "a.gpkg", tmp_path / "b.gpkg", t, chunk=2)
+
+
+def test_output_into_a_missing_directory_or_onto_the_input_is_refused(tmp_path):
+    pyogrio.write_dataframe(points(3), tmp_path / "a.gpkg")
+    t = build_transform("cgcs2000", "wgs84")
+    with pytest.raises(FileError, match="the directory .* does not exist"):
+        stream.convert_file(tmp_path / "a.gpkg", tmp_path / "no" / "b.gpkg", t)
+    with pytest.raises(FileError, match="is the input itself"):
+        stream.convert_file(tmp_path / "a.gpkg", tmp_path / "a.gpkg", t, overwrite=True)
+    assert pyogrio.read_info(tmp_path / "a.gpkg")["features"] == 3

@@ -70,6 +70,10 @@ def convert_file(src: str | Path, dst: str | Path, t: Transform, *, x_col: str =
         raise FileError(f"{src} does not exist")
     if dst.exists() and not overwrite:
         raise FileError(f"{dst} exists; pass --overwrite to replace it")
+    if not dst.parent.is_dir():
+        raise FileError(f"cannot write {dst.name}: the directory {dst.parent} does not exist")
+    if dst.resolve() == src.resolve():
+        raise FileError(f"{dst.name} is the input itself; write to another file")
     if (in_driver == "CSV") != (out_driver == "CSV"):
         raise FileError("CSV input converts to CSV output only (x/y columns); use GeoPackage or GeoJSON for geometries")
     info = inspect_source(src, in_driver, encoding, geometry_only)
@@ -77,7 +81,7 @@ def convert_file(src: str | Path, dst: str | Path, t: Transform, *, x_col: str =
     if progress is not None:  # counted once the input is known to be readable
         progress.total = count_features(src, info.encoding)
         progress.refresh()
-    tmp = Path(tempfile.mkdtemp(prefix=".crs-", dir=dst.parent if dst.parent.exists() else None))
+    tmp = Path(tempfile.mkdtemp(prefix=".crs-", dir=dst.parent))  # same file system: the move is a rename
     try:
         out = tmp / dst.name
         if in_driver == "CSV":
