@@ -37,6 +37,15 @@ from geo.crs.transform import build_transform
 
 BACKUP = "crs_backup"
 
+# Tables live ingest writes into, and the column that dates each write (ingest's received time for
+# the fix log; the device's time of the latest position on the field units). Whitelisted names.
+LIVE_WRITES = {"geo_positionfix": "received_at", "geo_officer": "position_at", "geo_vehicle": "position_at"}
+LIVE_WINDOW_S = 600
+PAUSE_HINT = ("pause it first: stop the processes that answer /api/positions and /ingest/osmand (`make serve` / "
+              "uvicorn) and any `manage.py simulate`, or revoke the gateway tokens "
+              "(`manage.py device_token --revoke --gateway NAME`); Traccar Client keeps unsent positions and sends "
+              "them later. A write that lands after the migration would be in the old system")
+
 
 class MigrationError(CrsError):
     pass
@@ -311,12 +320,17 @@ def _check_column(cur, col: dict[str, Any], params, tol_m: float) -> list[str]:
 # --- the four modes ----------------------------------------------------------------------------
 
 def run(conn, mode: str, target: str, params_path: str | None = None, tables: list[str] | None = None,
-        tol_m: float = 0.001, progress: Any = None, fail_after: int | None = None) -> dict[str, Any]:
+        tol_m: float = 0.001, progress: Any = None, fail_after: int | None = None,
+        declared: dict[tuple[str, str], int] | None = None, allow_live_writes: bool = False) -> dict[str, Any]:
     """Run one mode on a psycopg connection; returns the summary the report is written from.
-    `fail_after` (tests) raises after that many columns were changed, to prove the rollback."""
+    `declared`: (table, column) -> the SRID the application's models declare (warned about when the
+    target differs). Live ingest into a migrated table is warned about on a dry run and refused on
+    --execute unless `allow_live_writes`. `fail_after` (tests) raises after that many columns were
+    changed, to prove the rollback."""
     params = load_params(params_path) if params_path else None
     summary: dict[str, Any] = {"action": mode, "target": target, "params": params_path, "columns": [], "notes": [],
-                               "tol_m": tol_m}
+                               "warnings": [], "tol_m": tol_m, "declared": declared or {},
+                               "allow_live_writes": allow_live_writes}
     t0 = time.perf_counter()
     bar = progress or (lambda total, desc: nullcontext(None))
     try:
@@ -349,6 +363,12 @@ def _dry_or_execute(cur, mode, target, params, tables, tol_m, bar, fail_after, s
     summary["columns"] = cols
     if all(c["srid_before"] == c["srid_after"] for c in cols) and params is None:
         raise MigrationError(f"every column is already in {target} (EPSG:{cols[0]['srid_before']}): nothing to do")
+    summary["warnings"] += _model_srid_warnings(cols, summary["declared"])
+    live = _live_writes(cur, cols)
+    if live and mode == "execute" and not summary["allow_live_writes"]:
+        raise MigrationError(f"live ingest is writing into {live}; {PAUSE_HINT} (or pass --allow-live-writes)")
+    if live:
+        summary["warnings"].append(f"live ingest is writing into {live}: {PAUSE_HINT}")
     if mode == "dry-run":
         summary["outcome"] = "dry run: nothing changed"
         return
@@ -376,6 +396,34 @@ def _dry_or_execute(cur, mode, target, params, tables, tol_m, bar, fail_after, s
     cur.execute("UPDATE crs_backup.migration SET state = 'applied', columns = %s WHERE id = %s",
                 (json.dumps(cols, default=str), mig_id))
     summary["outcome"] = f"applied and verified (backup in schema {BACKUP}; undo with --rollback)"
+
+
+def _model_srid_warnings(cols: list[dict[str, Any]], declared: dict[tuple[str, str], int]) -> list[str]:
+    off = [f"{c['table']}.{c['column']} (models: {declared[(c['table'], c['column'])]})" for c in cols
+           if (c["table"], c["column"]) in declared and declared[(c["table"], c["column"])] != c["srid_after"]]
+    if not off:
+        return []
+    srid = cols[0]["srid_after"]
+    return [f"the target SRID {srid} differs from what the Django models declare for {len(off)} column(s): "
+            f"{', '.join(off[:6])}{' ...' if len(off) > 6 else ''}. After --execute the application would write "
+            f"geometries in the declared SRID into EPSG:{srid} columns and PostGIS would refuse them: change the "
+            "models (geo/models/fields.py SRID) and add their migration in the same release"]
+
+
+def _live_writes(cur, cols: list[dict[str, Any]]) -> str:
+    """'geo_positionfix (412 rows in the last 600 s, latest 3 s ago), ...' for migrated tables that
+    live ingest wrote into recently; '' when none did."""
+    found = []
+    for table in sorted({c["table"] for c in cols} & set(LIVE_WRITES)):
+        col = sql.Identifier(LIVE_WRITES[table])
+        cur.execute(sql.SQL("SELECT count(*), extract(epoch FROM now() - max({c})) FROM {t} "
+                            "WHERE {c} > now() - make_interval(secs => %s)").format(c=col, t=sql.Identifier(table)),
+                    (LIVE_WINDOW_S,))
+        n, age = cur.fetchone()
+        if n:
+            found.append(f"{table} ({n} row(s) with {LIVE_WRITES[table]} in the last {LIVE_WINDOW_S} s, latest "
+                         f"{max(float(age), 0.0):.0f} s ago)")
+    return ", ".join(found)
 
 
 def _verify(cur, tol_m, bar, summary) -> None:

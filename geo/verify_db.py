@@ -89,13 +89,14 @@ def _key(v: Any) -> str | None:
     return None if s in ("", "<NA>", "nan") else s
 
 
-def file_geometries(path: str | Path, key: str, layer: str | None, x_col: str, y_col: str) -> tuple[dict[str, Any], int | None, str]:
+def file_geometries(path: str | Path, key: str, layer: str | None, x_col: str, y_col: str,
+                    encoding: str | None = None) -> tuple[dict[str, Any], int | None, str]:
     """{key: geometry} of one layer of a file, the file's EPSG code (None if unlabelled) and a label."""
     import numpy as np
     import shapely
     from pyproj import CRS
 
-    ds = files.read_dataset(path, x_col, y_col)
+    ds = files.read_dataset(path, x_col, y_col, encoding)
     names = [x.name for x in ds.layers]
     if layer is None and len(names) > 1:
         raise VerifyInputError(f"{ds.path.name} has {len(names)} layers ({', '.join(names)}): choose one with --layer")
@@ -128,7 +129,7 @@ def file_geometries(path: str | Path, key: str, layer: str | None, x_col: str, y
 
 
 def run(conn, path: str | Path, table: str, column: str = "geom", key: str = "code", tol_m: float = 0.05,
-        x_col: str = "x", y_col: str = "y", layer: str | None = None) -> KeyedResult:
+        x_col: str = "x", y_col: str = "y", layer: str | None = None, encoding: str | None = None) -> KeyedResult:
     """Compare; bad input (not a platform table, no such key, unreadable file, another CRS) raises
     VerifyInputError. The table is read in one transaction (a consistent snapshot), changing nothing."""
     if not tol_m >= 0:
@@ -137,7 +138,7 @@ def run(conn, path: str | Path, table: str, column: str = "geom", key: str = "co
         with conn.transaction(), conn.cursor() as cur:
             srid = geometry_column(cur, table, column)
             _key_column(cur, table, key)
-            fgeoms, epsg, label = file_geometries(path, key, layer, x_col, y_col)
+            fgeoms, epsg, label = file_geometries(path, key, layer, x_col, y_col, encoding)
             tgeoms, null_keys = table_geometries(cur, table, column, key)
     except DbError as e:
         raise VerifyInputError(f"cannot read {table}.{column}: {_one_line(e)}") from None

@@ -188,3 +188,59 @@ def test_cli_exit_code_and_one_line_on_the_scratch_database(tables):
     r = subprocess.run([sys.executable, "manage.py", "crs", "migrate-db", "--to", "cgcs2000", "--dry-run",
                         "--tables", "geo_crst_points"], capture_output=True, text=True, env=env, check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--params" in r.stderr
+
+
+@pytest.fixture
+def live_fixes(db):
+    """A fix log named like the platform's, written into a minute ago (as live ingest does)."""
+    db.execute("DROP SCHEMA IF EXISTS crs_backup CASCADE")
+    db.execute("DROP TABLE IF EXISTS geo_positionfix")
+    db.execute("CREATE TABLE geo_positionfix (id serial PRIMARY KEY, received_at timestamptz NOT NULL, "
+               "geom geometry(Point, 4214) NOT NULL)")
+    db.execute("INSERT INTO geo_positionfix (received_at, geom) SELECT now() - i * interval '1 hour', "
+               "ST_SetSRID(ST_MakePoint(116.3 + i * 0.01, 39.9), 4214) FROM generate_series(0, 9) i")
+    db.execute("UPDATE geo_positionfix SET received_at = now() - interval '1 minute' WHERE id <= 3")
+    yield db
+    db.execute("DROP TABLE IF EXISTS geo_positionfix")
+    db.execute("DROP SCHEMA IF EXISTS crs_backup CASCADE")
+
+
+def test_dry_run_warns_of_live_ingest_and_of_srids_the_models_do_not_declare(live_fixes, bursa_file):
+    s = migrate_db.run(live_fixes, "dry-run", "cgcs2000-gk39", bursa_file[0], tables=["geo_positionfix"],
+                       declared={("geo_positionfix", "geom"): 4490})
+    assert s["outcome"].startswith("dry run")
+    srid, live = s["warnings"]
+    assert "target SRID 4527 differs from what the Django models declare" in srid and "(models: 4490)" in srid
+    assert "live ingest is writing into geo_positionfix (3 row(s) with received_at in the last 600 s" in live
+    assert "pause it first" in live and "device_token --revoke" in live
+    from geo.crs.report import migration_report
+
+    assert migration_report(s).count("**Warning:**") == 2
+    # the SRID the models declare: no SRID warning; old rows only: no live warning
+    live_fixes.execute("UPDATE geo_positionfix SET received_at = now() - interval '2 hours'")
+    s = migrate_db.run(live_fixes, "dry-run", "cgcs2000", bursa_file[0], tables=["geo_positionfix"],
+                       declared={("geo_positionfix", "geom"): 4490})
+    assert s["warnings"] == []
+
+
+def test_execute_refuses_while_ingest_writes_unless_allowed(live_fixes, bursa_file):
+    with pytest.raises(migrate_db.MigrationError, match=r"live ingest is writing into geo_positionfix.*--allow-live-writes"):
+        migrate_db.run(live_fixes, "execute", "cgcs2000", bursa_file[0], tables=["geo_positionfix"])
+    assert live_fixes.execute("SELECT DISTINCT ST_SRID(geom) FROM geo_positionfix").fetchall() == [(4214,)]
+    s = migrate_db.run(live_fixes, "execute", "cgcs2000", bursa_file[0], tables=["geo_positionfix"],
+                       allow_live_writes=True)
+    assert s["outcome"].startswith("applied") and "live ingest" in s["warnings"][0]
+
+
+def test_cli_dry_run_prints_the_warnings_on_stderr(live_fixes, bursa_file):
+    env = {**os.environ, "DATABASE_URL": URL.replace("/onemap?", f"/{SCRATCH}?") if "/onemap?" in URL else URL}
+    if env["DATABASE_URL"] == URL:
+        pytest.skip("cannot point DATABASE_URL at the scratch database")
+    r = subprocess.run([sys.executable, "manage.py", "crs", "migrate-db", "--to", "cgcs2000-gk39", "--params",
+                        bursa_file[0], "--dry-run", "--tables", "geo_positionfix"], capture_output=True, text=True,
+                       env=env, check=False)
+    assert r.returncode == 0, r.stderr
+    warnings = r.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("WARNING: ") for w in warnings)
+    assert "models: 4490" in warnings[0] and "live ingest is writing into geo_positionfix" in warnings[1]
+    assert "dry run: nothing changed" in r.stdout

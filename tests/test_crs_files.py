@@ -95,7 +95,7 @@ def test_bad_inputs_are_refused_with_a_reason(tmp_path):
     with pytest.raises(files.FileError, match="mixed SRIDs"):
         files.check_source_crs(files.read_dataset(tmp_path / "mixed.gpkg"), get_system("cgcs2000"))
     pyogrio.write_dataframe(g, tmp_path / "one.gpkg")
-    with pytest.raises(files.FileError, match="labelled EPSG:4490 but --from is bj54"):
+    with pytest.raises(files.FileError, match=r"labelled EPSG:4490 \(longitude/latitude\) but --from is bj54.*use --from cgcs2000"):
         files.check_source_crs(files.read_dataset(tmp_path / "one.gpkg"), get_system("bj54"))
     (tmp_path / "a.csv").write_text("lon,lat\n1,2\n")
     with pytest.raises(files.FileError, match="no column 'x'"):

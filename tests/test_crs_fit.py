@@ -8,8 +8,9 @@ import pytest
 from pyproj import Transformer
 
 from geo.crs.fit import FitError, fit, read_pairs
-from geo.crs.models import apply_params, bursa_pipeline, to_position_vector
+from geo.crs.models import ARCSEC, apply_params, bursa_pipeline, to_position_vector
 from geo.crs.report import fit_report
+from geo.crs.report_html import fit_report_html
 from tests.crs_synthetic import BURSA, HELMERT, bursa_points, helmert_apply, helmert_points, write_pairs_csv
 
 
@@ -111,3 +112,61 @@ def test_pairs_csv_and_report(tmp_path):
     (tmp_path / "bad.csv").write_text("id,x,y\n1,2,3\n")
     with pytest.raises(FitError, match="need columns"):
         read_pairs(tmp_path / "bad.csv")
+
+
+def test_bursa7_report_speaks_of_missing_heights_only_when_they_are_missing():
+    with_h = fit(bursa_points(), "bursa7", "bj54", "cgcs2000").doc
+    assert with_h["statistics"]["heights"] is True and with_h["statistics"]["dof"] % 3  # the old test's trap
+    assert "No ellipsoidal heights" not in fit_report(with_h)
+    without = fit(bursa_points(heights=False), "bursa7", "bj54", "cgcs2000").doc
+    assert without["statistics"]["heights"] is False and "No ellipsoidal heights" in fit_report(without)
+
+
+def test_helmert4_standard_errors_match_the_closed_form():
+    pts = helmert_points(outliers=False)
+    doc = fit(pts, "helmert4", "bj54-gk39", "cgcs2000-gk39").doc
+    st, pr = doc["statistics"], doc["statistics"]["precision"]
+    used = ~pts.check
+    u = pts.src[used, 0] - pts.src[used, 0].mean()
+    v = pts.src[used, 1] - pts.src[used, 1].mean()
+    # similarity about the centroid: var(a) = var(b) = s0^2 / sum(u^2 + v^2), var(shift) = s0^2 / n
+    s0, m = st["sigma0_m"], doc["parameters"]["scale"]
+    se_theta = s0 / (m * np.sqrt(np.sum(u**2 + v**2))) / ARCSEC
+    assert pr["std_error"]["theta_arcsec"] == pytest.approx(se_theta, rel=1e-3)
+    assert pr["std_error"]["scale"] == pytest.approx(s0 / np.sqrt(np.sum(u**2 + v**2)), rel=1e-3)
+    assert pr["centred"]["std_error"]["tx_m@centroid"] == pytest.approx(s0 / np.sqrt(used.sum()), rel=1e-3)
+    # the stored translation sits 4,400 km from the points: its error is the rotation's lever arm
+    assert pr["std_error"]["tx_m"] > 100 * pr["centred"]["std_error"]["tx_m@centroid"]
+    names = pr["correlation"]["names"]
+    r = np.array(pr["correlation"]["matrix"])
+    assert abs(r[names.index("tx_m"), names.index("scale")]) > 0.9  # lever arm ...
+    assert np.all(np.abs(np.array(pr["centred"]["correlation"]["matrix"]) - np.eye(4)) < 0.9)  # ... gone about the centroid
+    assert pr["warnings"] == [] and "only because the origin" in pr["notes"][0]
+    text = fit_report(doc)
+    assert "## Precision of the parameters" in text and "tx_m@centroid" in text
+
+
+def test_bursa7_without_heights_warns_that_parameters_are_too_correlated():
+    h = fit(bursa_points(), "bursa7", "bj54", "cgcs2000").doc["statistics"]["precision"]
+    assert h["warnings"] == [] and all(v is not None and v < 0.1 for v in h["std_error"].values())
+    doc = fit(bursa_points(heights=False), "bursa7", "bj54", "cgcs2000").doc
+    p = doc["statistics"]["precision"]
+    page = fit_report_html(doc)
+    assert 'class="note warning">Warning: bursa7: parameters too correlated' in page and 'data-se="s_ppm"' in page
+    assert len(p["warnings"]) == 1 and "too correlated to be meaningful" in p["warnings"][0]
+    assert "s_ppm" in p["warnings"][0] and "give ellipsoidal heights" in p["warnings"][0]
+    assert p["std_error"]["s_ppm"] > 100 * h["std_error"]["s_ppm"]
+
+
+def test_cli_fit_prints_the_correlation_warning_and_still_writes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_pairs_csv(bursa_points(heights=False), tmp_path / "pairs.csv")  # no height columns
+    r = subprocess.run([sys.executable, "manage.py", "crs", "fit", tmp_path / "pairs.csv", "--model", "bursa7", "--from",
+                        "bj54", "--to", "cgcs2000", "--out", tmp_path / "p.json"], cwd=Path(__file__).parent.parent,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.startswith("bursa7 bj54 -> cgcs2000"), r.stderr
+    assert r.stderr.startswith("WARNING: bursa7: parameters too correlated to be meaningful")
+    assert "**Warning:**" in (tmp_path / "p.md").read_text()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geo.crs.systems import CrsError, CrsSystem
+from geo.crs.sources import SourceInfo, check_csv, check_shapefile
+from geo.crs.systems import CrsError, CrsSystem, system_for_srid
 
 DRIVERS = {".shp": "ESRI Shapefile", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON",
            ".kml": "LIBKML", ".csv": "CSV"}
@@ -39,6 +40,7 @@ class Dataset:
     driver: str
     layers: list[Layer]
     encoding: str | None = None  # Shapefile .cpg or CSV text encoding
+    notes: list[str] = field(default_factory=list)  # said to the user (e.g. an encoding detected)
 
 
 def driver_for(path: Path) -> str:
@@ -53,64 +55,117 @@ def _one_line(e: Exception) -> str:
     return " ".join(str(e).split())
 
 
-def read_dataset(path: str | Path, x_col: str = "x", y_col: str = "y", encoding: str | None = None) -> Dataset:
+def read_dataset(path: str | Path, x_col: str = "x", y_col: str = "y", encoding: str | None = None,
+                 geometry_only: bool = False) -> Dataset:
+    """The whole file in memory (for `verify`; `crs file` streams through geo.crs.stream). The
+    checks of geo.crs.sources run first: a damaged or misread input is refused, not converted."""
     import pyogrio
 
     path = Path(path)
     driver = driver_for(path)
     if not path.exists():
         raise FileError(f"{path} does not exist")
+    info = inspect_source(path, driver, encoding, geometry_only)
     if driver == "CSV":
-        return _read_csv(path, x_col, y_col, encoding)
-    enc = encoding
-    if driver == "ESRI Shapefile":
-        cpg = path.with_suffix(".cpg")
-        if enc is None and cpg.exists():
-            enc = cpg.read_text(errors="replace").strip() or None
+        ds = _read_csv(path, x_col, y_col, info.encoding)
+        ds.notes = info.notes
+        return ds
     try:
-        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
         layers = []
-        for name in names:
-            info = pyogrio.read_info(path, layer=name, encoding=encoding)
-            frame = pyogrio.read_dataframe(path, layer=name, encoding=encoding)
-            layers.append(Layer(name, frame, info["crs"]))
+        for name in layer_names(path):
+            meta = pyogrio.read_info(path, layer=name, encoding=info.encoding)
+            frame = pyogrio.read_dataframe(path, layer=name, encoding=info.encoding)
+            layers.append(Layer(name, frame, meta["crs"]))
     except Exception as e:  # pyogrio raises several types; all mean "cannot read this file"
         raise FileError(f"cannot read {path.name}: {_one_line(e)}") from None
-    return Dataset(path, driver, layers, enc)
+    return Dataset(path, driver, layers, info.encoding if driver == "ESRI Shapefile" else None, info.notes)
+
+
+def inspect_source(path: Path, driver: str, encoding: str | None, geometry_only: bool = False) -> SourceInfo:
+    if driver == "ESRI Shapefile":
+        return check_shapefile(path, encoding, geometry_only)
+    if driver == "CSV":
+        return check_csv(path, encoding)
+    if encoding is not None:
+        raise FileError(f"--encoding applies to Shapefiles and CSV; {driver} text is UTF-8 by definition")
+    return SourceInfo()
+
+
+def text_encoding(path: str | Path, encoding: str | None) -> str | None:
+    """`--encoding` as it applies to this file: Shapefile and CSV only (`verify` may compare a GBK
+    Shapefile with a GeoPackage, whose text is UTF-8 by definition)."""
+    return encoding if driver_for(Path(path)) in ("ESRI Shapefile", "CSV") else None
+
+
+def layer_names(path: Path) -> list[str]:
+    import pyogrio
+
+    try:
+        return [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception as e:  # pyogrio raises several types; all mean "cannot read this file"
+        raise FileError(f"cannot read {path.name}: {_one_line(e)}") from None
 
 
 def _read_csv(path: Path, x_col: str, y_col: str, encoding: str | None) -> Dataset:
     import pandas as pd
 
-    # keep a byte-order mark only if the input had one (Excel writes it; other tools choke on it)
-    enc = encoding or ("utf-8-sig" if path.read_bytes()[:3] == b"\xef\xbb\xbf" else "utf-8")
+    enc = encoding or "utf-8"
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
     except (UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
         raise FileError(f"cannot read {path.name} as CSV ({enc}): {_one_line(e)}") from None
-    for c in (x_col, y_col):
-        if c not in frame.columns:
-            raise FileError(f"{path.name}: no column {c!r} (columns: {', '.join(frame.columns)}); use --x-col/--y-col")
+    check_columns(path, frame.columns, x_col, y_col)
     frame.attrs["xy"] = (x_col, y_col)
     return Dataset(path, "CSV", [Layer(path.stem, frame, None)], enc)
 
 
+def check_columns(path: Path, columns, x_col: str, y_col: str) -> None:  # type: ignore[no-untyped-def]
+    for c in (x_col, y_col):
+        if c not in columns:
+            raise FileError(f"{path.name}: no column {c!r} (columns: {', '.join(columns)}); use --x-col/--y-col")
+
+
 def check_source_crs(ds: Dataset, system: CrsSystem) -> None:
-    """Refuse a file whose layers disagree with each other (mixed SRIDs) or with --from."""
+    check_labels(ds.path.name, {layer.name: layer.crs for layer in ds.layers}, system)
+
+
+def check_labels(file_name: str, labels: dict[str, str | None], system: CrsSystem) -> None:
+    """Refuse a file whose layers disagree with each other (mixed SRIDs) or whose label (.prj,
+    GeoPackage SRS) contradicts --from. Web-map coordinates are stored unlabelled or labelled as
+    WGS84 / CGCS2000 longitude/latitude; a projected label under --from gcj02 means the numbers
+    are metres, not degrees. The local system is projected: a longitude/latitude label contradicts it."""
     from pyproj import CRS
 
     epsgs: dict[str, int | None] = {}
-    for layer in ds.layers:
-        if layer.crs:
-            epsgs[layer.name] = CRS.from_user_input(layer.crs).to_epsg(min_confidence=70)
+    crss = {}
+    for name, label in labels.items():
+        if label:
+            crss[name] = CRS.from_user_input(label)
+            epsgs[name] = crss[name].to_epsg(min_confidence=70)
     if len(set(epsgs.values())) > 1:
         detail = ", ".join(f"{k} EPSG:{v}" for k, v in epsgs.items())
-        raise FileError(f"mixed SRIDs in {ds.path.name}: {detail}; convert the layers separately")
-    if system.kind != "epsg" or not epsgs:
-        return  # web-map and local coordinates are stored without (or with a wrong WGS84) label
+        raise FileError(f"mixed SRIDs in {file_name}: {detail}; convert the layers separately")
+    if not epsgs:
+        return
     found = next(iter(epsgs.values()))
-    if found != system.epsg and not (system.modern and found in (4326, 4490) and not system.projected):
-        raise FileError(f"{ds.path.name} is labelled EPSG:{found} but --from is {system.label()}")
+    crs = next(iter(crss.values()))
+    if system.kind == "epsg":
+        if found == system.epsg or (system.modern and found in (4326, 4490) and not system.projected):
+            return
+    elif system.kind == "webmap":
+        if found in (4326, 4490):
+            return
+    elif not crs.is_geographic:  # local: any projected label (often a stale one) is tolerated
+        return
+    what = f"EPSG:{found}" if found else repr(crs.name)
+    try:
+        alias = system_for_srid(found).alias if found else None
+    except CrsError:
+        alias = None
+    kind = "projected" if crs.is_projected else "longitude/latitude"
+    fix = f"use --from {alias}" if alias else "check --from"
+    raise FileError(f"{file_name} is labelled {what} ({kind}) but --from is {system.label()}; {fix} "
+                    "(or fix the file's .prj if the label is wrong)")
 
 
 XYFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

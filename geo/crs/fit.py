@@ -33,6 +33,7 @@ from geo.crs.models import (
     poly2_terms,
     to_position_vector,
 )
+from geo.crs.precision import precision
 from geo.crs.systems import CrsError, CrsSystem, get_system
 
 # Unknowns per model, and the points needed to solve it (+1 for redundancy, so sigma0 exists).
@@ -291,6 +292,9 @@ def fit(points: ControlPoints, model: str, source: str, target: str, pad_fractio
         },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    doc["statistics"]["heights"] = sol.extra["dim"] == 3 if model == "bursa7" else None
+    doc["statistics"]["precision"] = precision(model, sol.params, src[used], dst[used], sol.sigma0, sol.extra["dim"],
+                                               ells)
     if rejected:
         rej = np.array([list(ids).index(r) for r in rejected])
         rej_res = np.linalg.norm(_residual_m(model, sol, src[rej], dst[rej], ells), axis=1)

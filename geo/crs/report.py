@@ -111,12 +111,62 @@ def fit_report(doc: dict[str, Any]) -> str:
     if st["check"]["points"]:
         lines += ["", "## Check points (m)", "", "| id | ‖v‖ |", "| --- | --- |"]
         lines += [f"| {c['id']} | {c['norm_m']:.4f} |" for c in st["check"]["points"]]
-    if doc["model"] == "bursa7" and st["dof"] % 3:
+    lines += precision_lines(doc)
+    if doc["model"] == "bursa7" and not heights_given(doc):
         lines += ["", "> No ellipsoidal heights were given: the fit minimises horizontal residuals. Over a city the "
                   "scale and the translations are then weakly determined (they trade against height); the "
                   "horizontal result is sound, the individual parameters are not meaningful. Prefer helmert4 for "
                   "city-size areas, as the national guide does."]
     return "\n".join(lines) + "\n"
+
+
+def heights_given(doc: dict[str, Any]) -> bool:
+    """Whether the bursa7 fit had target heights: stated by newer files, else from dof = dim * n - 7."""
+    st = doc["statistics"]
+    if st.get("heights") is not None:
+        return bool(st["heights"])
+    return bool(st["dof"] + 7 == 3 * st["n_used"])
+
+
+def param_value(doc: dict[str, Any], name: str) -> float:
+    """A stored parameter by its precision name ('tx_m', or 'cx[3]' for poly2's lists)."""
+    if name.endswith("]"):
+        key, i = name[:-1].split("[")
+        return float(doc["parameters"][key][int(i)])
+    return float(doc["parameters"][name])
+
+
+def precision_warnings(doc: dict[str, Any]) -> list[str]:
+    return list(doc["statistics"].get("precision", {}).get("warnings", []))
+
+
+def _matrix_lines(corr: dict[str, Any]) -> list[str]:
+    names, m = corr["names"], corr["matrix"]
+    lines = ["| r | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for n, row in zip(names, m, strict=True):
+        lines.append(f"| {n} | " + " | ".join(f"**{v:+.3f}**" if abs(v) > 0.9 and a != n else f"{v:+.3f}"
+                                               for a, v in zip(names, row, strict=True)) + " |")
+    return lines
+
+
+def precision_lines(doc: dict[str, Any]) -> list[str]:
+    pr = doc["statistics"].get("precision")
+    if not pr:
+        return []
+    c = pr["centred"]
+    lines = ["", "## Precision of the parameters", "",
+             f"Standard errors σ0·√diag((JᵀJ)⁻¹), observations: {pr['observations']}; correlations above "
+             f"{pr['threshold']} in bold.", "", "| parameter | value | standard error |", "| --- | --- | --- |"]
+    lines += [f"| {_PARAM_LABELS.get(n, n)} | {param_value(doc, n):.10g} | {_fmt(se, 6)} |" for n, se in pr["std_error"].items()]
+    lines += ["", "Correlations of the stored parameters:", "", *_matrix_lines(pr["correlation"])]
+    if c["names"] != pr["correlation"]["names"]:
+        lines += ["", f"The same fit with the translations taken at the centroid of the control points "
+                      f"({', '.join(f'{v:.3f}' for v in c['centroid'])}):", "",
+                  "| parameter | value | standard error |", "| --- | --- | --- |"]
+        lines += [f"| {n} | {v:.10g} | {_fmt(c['std_error'][n], 6)} |" for n, v in zip(c["names"], c["values"], strict=True)]
+        lines += ["", *_matrix_lines(c["correlation"])]
+    lines += [*[f"\n> **Warning:** {w}" for w in pr["warnings"]], *[f"\n- {n}" for n in pr["notes"]]]
+    return lines
 
 
 def migration_report(summary: dict[str, Any]) -> str:
@@ -128,6 +178,7 @@ def migration_report(summary: dict[str, Any]) -> str:
         f"- Transform path: {summary.get('path', '—')}",
         f"- Outcome: **{summary['outcome']}**",
         f"- Round-trip tolerance: {_fmt(summary.get('tol_m'), 6)} m; total time {_fmt(summary.get('elapsed_s'), 2)} s",
+        *[f"\n> **Warning:** {w}" for w in summary.get("warnings", [])],
         "",
         "| table.column | rows | SRID before → after | invalid | max round-trip error (m) | bbox before | bbox after | time (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from geo.crs.report import _MODEL_TEXT, _PARAM_LABELS
+from geo.crs.report import _MODEL_TEXT, _PARAM_LABELS, heights_given, param_value
 
 M_PER_DEG = 111_320.0
 
@@ -26,7 +26,7 @@ h1{font-size:21px;margin:0 0 4px}h2{font-size:16px;margin:26px 0 8px;border-bott
 table{border-collapse:collapse;margin:6px 0 10px}th,td{border:1px solid #ccd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,monospace}
 code{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
-.ok{color:#11691f;font-weight:600}.fail{color:#b00020;font-weight:700}.note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px}
+.ok{color:#11691f;font-weight:600}.fail{color:#b00020;font-weight:700}.note{background:#fff7e0;border-left:4px solid #e0a800;padding:6px 10px}.warning{border-left-color:#b00020;font-weight:600}td.warn{color:#b00020;font-weight:700}
 tr.rejected td{background:#fdecee}tr.check td{background:#eef8ef}
 .sign{margin-top:30px;display:grid;grid-template-columns:1fr 1fr 1fr;gap:24px}.sign div{border-top:1px solid #333;padding-top:4px}
 svg{border:1px solid #ccd;background:#fff}svg text{font:11px sans-serif}
@@ -248,6 +248,38 @@ def _param_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _matrix_html(corr: dict[str, Any]) -> str:
+    names = corr["names"]
+    rows = [f"<tr><th>{e(n)}</th>" + "".join(
+        f'<td class="n{" warn" if abs(v) > 0.9 and a != n else ""}">{v:+.3f}</td>' for a, v in zip(names, row, strict=True))
+        + "</tr>" for n, row in zip(names, corr["matrix"], strict=True)]
+    return table(["r", *names], rows)
+
+
+def _precision_html(doc: dict[str, Any]) -> list[str]:
+    pr = doc["statistics"].get("precision")
+    if not pr:
+        return []
+    c = pr["centred"]
+    out = ["<h2>Precision of the parameters</h2>",
+           f"<p>Standard errors σ0·√diag((JᵀJ)⁻¹); observations: {e(pr['observations'])}. Correlations above "
+           f"{e(pr['threshold'])} are marked.</p>",
+           *[f'<p class="note warning">Warning: {e(w)}</p>' for w in pr["warnings"]],
+           table(["parameter", "value", "standard error"], [
+               f'<tr><td>{e(_PARAM_LABELS.get(n, n))}</td><td class="n">{e(f"{param_value(doc, n):.10g}")}</td>'
+               f'<td class="n" data-se="{e(n)}">{num(se, 6)}</td></tr>' for n, se in pr["std_error"].items()]),
+           "<p>Correlations of the stored parameters:</p>", _matrix_html(pr["correlation"])]
+    if c["names"] != pr["correlation"]["names"]:
+        out += [f"<p>The same fit with the translations taken at the centroid of the control points "
+                f"({e(', '.join(f'{v:.3f}' for v in c['centroid']))}):</p>",
+                table(["parameter", "value", "standard error"], [
+                    f'<tr><td>{e(n)}</td><td class="n">{e(f"{v:.10g}")}</td><td class="n">{num(c["std_error"][n], 6)}</td></tr>'
+                    for n, v in zip(c["names"], c["values"], strict=True)]),
+                _matrix_html(c["correlation"])]
+    out += [f'<p class="note">{e(n)}</p>' for n in pr["notes"]]
+    return out
+
+
 def fit_report_html(doc: dict[str, Any], points: Any = None) -> str:
     st, model = doc["statistics"], doc["model"]
     control_rmse, control_max = _rms_max([r["norm_m"] for r in st["residuals"]])
@@ -286,7 +318,8 @@ def fit_report_html(doc: dict[str, Any], points: Any = None) -> str:
             f"<p>PROJ pipeline (source → target): <code>{e(doc['proj_pipeline'] or 'none: applied by numpy only')}</code></p>",
             f"<p>Area of validity ({e(doc['source'])}, padded bbox of the control points used): "
             f"<span id=\"area\">{e(', '.join(f'{v:.6f}' for v in doc['area']['source']))}</span>; points outside it are refused.</p>"]
-    if model == "bursa7" and st["dof"] % 3:
+    body += _precision_html(doc)
+    if model == "bursa7" and not heights_given(doc):
         body.append('<p class="note">No ellipsoidal heights were given: the fit minimises horizontal residuals. Over a city '
                     "the scale and the translations are then weakly determined (they trade against height); the horizontal "
                     "result is sound, the individual parameters are not meaningful. Prefer helmert4 for city-size areas, as "
@@ -350,7 +383,8 @@ def migration_report_html(summary: dict[str, Any]) -> str:
         for c in cols for k in c.get("checks", [])]
     deps = [f"<li>{e(c['table'])}.{e(d['column'])} = <code>{e(d['expr'])}</code> (dropped and re-added with "
             f"{len(d.get('indexes', []))} index(es))</li>" for c in cols for d in c.get("dependants", [])]
-    body = [f"<h1>Database coordinate migration: {e(summary['action'])}</h1>", head, "<h2>Columns</h2>",
+    body = [f"<h1>Database coordinate migration: {e(summary['action'])}</h1>", head,
+            *[f'<p class="note warning">Warning: {e(w)}</p>' for w in summary.get("warnings", [])], "<h2>Columns</h2>",
             table(["table.column", "primary key", "rows", "SRID before → after", "invalid", "max round-trip error (m)",
                    "bbox before", "bbox after", "time (s)"], col_rows),
             "<h2>Checks</h2>",

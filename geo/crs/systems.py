@@ -113,3 +113,54 @@ def ellipsoid_proj_args(system: CrsSystem) -> str:
     if ell is None:
         raise CrsError(f"{system.alias} has no ellipsoid")
     return f"+a={ell.semi_major_metre!r} +rf={ell.inverse_flattening!r}"
+
+
+class OutsideSystem(CrsError):
+    pass
+
+
+@lru_cache(maxsize=64)
+def valid_bounds(system: CrsSystem) -> tuple[float, float, float, float] | None:
+    """The box (in the system's own x, y) coordinates of this system can plausibly have: EPSG's
+    area of use widened by 1.5 degrees (Beijing's west edge lies beyond zone 39's strip), or for a
+    projected system that box projected; for GCJ-02 / BD-09 the box the obfuscation is defined in.
+    None for the local system, which has no definition but its parameter file (whose area rules)."""
+    if system.kind == "webmap":
+        from geo.crs.webmaps import CHINA_LAT, CHINA_LON
+
+        return CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1]
+    if system.epsg is None:
+        return None
+    import numpy as np
+    from pyproj import CRS, Transformer
+
+    area = CRS.from_epsg(system.epsg).area_of_use
+    w, s, e, n = (area.west, area.south, area.east, area.north) if area else (-180.0, -90.0, 180.0, 90.0)
+    w, s, e, n = max(w - 1.5, -180.0), max(s - 1.5, -90.0), min(e + 1.5, 180.0), min(n + 1.5, 90.0)
+    if not system.projected:
+        return w, s, e, n
+    geo = get_system(system.geographic or "wgs84")
+    t = np.linspace(0.0, 1.0, 41)
+    lon = np.concatenate([w + t * (e - w), np.full(41, e), w + t * (e - w), np.full(41, w)])
+    lat = np.concatenate([np.full(41, s), s + t * (n - s), np.full(41, n), s + t * (n - s)])
+    x, y = Transformer.from_crs(geo.epsg, system.epsg, always_xy=True).transform(lon, lat)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return float(x[ok].min()), float(y[ok].min()), float(x[ok].max()), float(y[ok].max())
+
+
+def check_range(system: CrsSystem, x, y) -> None:  # type: ignore[no-untyped-def]
+    """Refuse coordinates that cannot be in `system` (e.g. Gauss-Kruger eastings of 39,366,165
+    given as GCJ-02 degrees): converting them would write nonsense with a valid label."""
+    import numpy as np
+
+    box = valid_bounds(system)
+    if box is None or not np.size(x):
+        return
+    x0, y0, x1, y1 = box
+    out = (x < x0) | (x > x1) | (y < y0) | (y > y1)  # NaN compares false: empty points pass
+    if n := int(np.count_nonzero(out)):
+        i = int(np.argmax(out))
+        raise OutsideSystem(
+            f"{n} point(s) lie outside the range of {system.label()} (x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}); "
+            f"first: {float(np.ravel(x)[i])!r} {float(np.ravel(y)[i])!r}: check --from (projected numbers given as degrees, "
+            "swapped axes, another zone?)")

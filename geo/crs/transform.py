@@ -22,7 +22,7 @@ import numpy as np
 
 from geo.crs import webmaps
 from geo.crs.models import ParamsError, apply_params
-from geo.crs.systems import CrsError, CrsSystem, get_system
+from geo.crs.systems import CrsError, CrsSystem, check_range, get_system
 
 XY = tuple[np.ndarray, np.ndarray]
 StepFn = Callable[[np.ndarray, np.ndarray], XY]
@@ -111,6 +111,7 @@ class Transform:
         y = np.asarray(y, dtype=np.float64)
         if x.shape != y.shape:
             raise CrsError(f"x and y differ in shape: {x.shape} != {y.shape}")
+        check_range(self.source, x, y)
         for step in self.steps:
             x, y = step.fn(x, y)
         return x, y

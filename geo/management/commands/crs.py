@@ -6,6 +6,7 @@ The work is done in geo.crs (pure) and geo.migrate_db (database); this module on
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +18,15 @@ from geo.crs.systems import SYSTEMS, CrsError
 
 def _progress(total: int, desc: str) -> tqdm:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
+
+
+def _declared_srids() -> dict[tuple[str, str], int]:
+    """(table, column) -> SRID of every geometry field the installed models declare."""
+    from django.apps import apps
+    from django.contrib.gis.db.models import GeometryField
+
+    return {(m._meta.db_table, str(f.column)): f.srid for m in apps.get_models() for f in m._meta.concrete_fields
+            if isinstance(f, GeometryField)}
 
 
 class Command(BaseCommand):
@@ -39,7 +49,10 @@ class Command(BaseCommand):
         self._systems(p)
         p.add_argument("--x-col", default="x")
         p.add_argument("--y-col", default="y")
-        p.add_argument("--encoding", help="override the input encoding (Shapefile .cpg, CSV)")
+        p.add_argument("--encoding", help="the input's text encoding (e.g. GBK), overriding a Shapefile's .cpg or "
+                                          "UTF-8 for CSV; the text must decode with it")
+        p.add_argument("--geometry-only", action="store_true",
+                       help="convert a Shapefile whose .dbf is missing (its attributes are lost)")
         p.add_argument("--overwrite", action="store_true")
 
         p = sub.add_parser("fit", help="fit a model on control point pairs; writes a parameter file")
@@ -61,6 +74,8 @@ class Command(BaseCommand):
         p.add_argument("--tables", nargs="*", help="only these tables (default: every public.geo_* table)")
         p.add_argument("--tol", type=float, default=0.001, help="round-trip tolerance in metres")
         p.add_argument("--report", help="report file: HTML if it ends in .html, else Markdown")
+        p.add_argument("--allow-live-writes", action="store_true",
+                       help="--execute even though live ingest wrote into a migrated table in the last 10 minutes")
 
         p = sub.add_parser("verify", help="compare two files (A B), or a file with a table (A --table): same "
                                           "features, geometry within --tol")
@@ -71,6 +86,7 @@ class Command(BaseCommand):
         p.add_argument("--key", default="code", help="the key column, in the file and in the table (with --table)")
         p.add_argument("--layer", help="the file's layer, if it has several (with --table)")
         p.add_argument("--tol", type=float, default=0.05, help="metres")
+        p.add_argument("--encoding", help="the files' text encoding (Shapefile without a right .cpg, CSV), e.g. GBK")
         p.add_argument("--x-col", default="x")
         p.add_argument("--y-col", default="y")
 
@@ -81,6 +97,7 @@ class Command(BaseCommand):
         p.add_argument("--params", help="parameter file (needed from Beijing 1954, Xian 1980 or local)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        logging.getLogger("pyogrio").setLevel(logging.WARNING)  # "Created N records": not news on stderr
         try:
             getattr(self, "do_" + opts["action"].replace("-", "_"))(opts)
         except CrsError as e:
@@ -107,16 +124,19 @@ class Command(BaseCommand):
         self.stdout.write(f"{fmt.format(x[0])} {fmt.format(y[0])}")
 
     def do_file(self, opts) -> None:  # type: ignore[no-untyped-def]
-        from geo.crs import files
+        from geo.crs import stream
 
         t = self._transform(opts)
-        ds = files.read_dataset(opts["input"], opts["x_col"], opts["y_col"], opts["encoding"])
-        files.check_source_crs(ds, t.source)
-        with _progress(len(ds.layers), "layers") as bar:
-            out = files.transform_dataset(ds, t, bar)
-        files.write_dataset(out, opts["output"], t.target, opts["overwrite"])
-        n = sum(len(layer.frame) for layer in out.layers)
-        self.stderr.write(f"{n} features in {len(out.layers)} layer(s): {t.describe()}")
+        bar = tqdm(total=None, desc="features", unit=" features", unit_scale=True, file=sys.stderr,
+                   disable=None, leave=False)
+        with bar:
+            done = stream.convert_file(opts["input"], opts["output"], t, x_col=opts["x_col"], y_col=opts["y_col"],
+                                       encoding=opts["encoding"], geometry_only=opts["geometry_only"],
+                                       overwrite=opts["overwrite"], progress=bar)
+        for note in done.notes:
+            self.stdout.write(f"note: {note}")
+        self.stdout.write(f"{done.features} features in {done.layers} layer(s) written to {opts['output']}: "
+                          f"{t.describe()}")
 
     def do_fit(self, opts) -> None:  # type: ignore[no-untyped-def]
         from geo.crs import fit, models, report
@@ -134,6 +154,8 @@ class Command(BaseCommand):
             f"rejected {st['rejected'] or 'none'}, sigma0 {st['sigma0_m']:.4f} m, check RMSE "
             f"{st['check']['rmse_m'] if st['check']['rmse_m'] is None else round(st['check']['rmse_m'], 4)} m; "
             f"wrote {out} and {rep}")
+        for w in report.precision_warnings(doc):  # exit 0 (the file is written), but not quietly
+            self.stderr.write(f"WARNING: {w}")
 
     def do_migrate_db(self, opts) -> None:  # type: ignore[no-untyped-def]
         from django.db import connection
@@ -143,8 +165,11 @@ class Command(BaseCommand):
 
         connection.ensure_connection()
         summary = migrate_db.run(connection.connection, opts["mode"], opts["target"], opts["params"],
-                                 tables=opts["tables"], tol_m=opts["tol"], progress=_progress)
+                                 tables=opts["tables"], tol_m=opts["tol"], progress=_progress,
+                                 declared=_declared_srids(), allow_live_writes=opts["allow_live_writes"])
         text = report.migration_report(summary)
+        for w in summary["warnings"]:
+            self.stderr.write(f"WARNING: {w}")
         if opts["report"]:
             Path(opts["report"]).write_text(report.migration_report_for(opts["report"], summary), encoding="utf-8")
         self.stdout.write(text)
@@ -160,8 +185,8 @@ class Command(BaseCommand):
             return
         if opts["b"] is None:
             raise CrsError("verify needs two files (A B) or a file and a table (A --table geo_...)")
-        a = files.read_dataset(opts["a"], opts["x_col"], opts["y_col"])
-        b = files.read_dataset(opts["b"], opts["x_col"], opts["y_col"])
+        a, b = (files.read_dataset(f, opts["x_col"], opts["y_col"], files.text_encoding(f, opts["encoding"]))
+                for f in (opts["a"], opts["b"]))
         problems, worst = compare_datasets(a, b, opts["tol"])
         if problems:
             raise CommandError(f"verify failed: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
@@ -172,12 +197,13 @@ class Command(BaseCommand):
         from django.db import connection
 
         from geo import verify_db
+        from geo.crs import files
 
         if opts["b"] is not None:
             raise CrsError("verify takes one file with --table, not two")
         connection.ensure_connection()
         r = verify_db.run(connection.connection, opts["a"], opts["table"], opts["column"], opts["key"], opts["tol"],
-                          x_col=opts["x_col"], y_col=opts["y_col"], layer=opts["layer"])
+                          x_col=opts["x_col"], y_col=opts["y_col"], layer=opts["layer"], encoding=files.text_encoding(opts["a"], opts["encoding"]))
         self.stdout.write("\n".join(r.lines()))
         if not r.ok:
             raise CommandError(f"verify failed: {r.summary()}", returncode=1)
