@@ -17,7 +17,9 @@ import asyncio
 import hashlib
 import logging
 import re
+import threading
 import time
+import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -29,6 +31,13 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "rt.event"  # the channel-layer message type; consumers handle it as rt_event
 ALL_GROUP = "rt.all"
 DISTRICTS_GROUP = "rt.districts"  # events keyed by district (send_district_events); every hub joins it
+# A notice that events were lost (a publish failed): every hub that receives it rebuilds its
+# feeds from the database. Sent, before anything else, by the next publish that gets through.
+MISSED_KIND = "missed"
+# This process's hubs (realtime.hub), told at once when one of its publishes failed.
+PUBLISH_WATCHERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_missed_lock = threading.Lock()
+_missed_since: float | None = None  # a publish failed at this time and nobody was told yet
 _GROUP_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -72,6 +81,11 @@ def _publish(kind: str, sends: list[tuple[str, str | None, Any]], by_district: d
     # read-only from here on (the in-memory layer hands the same dict to every receiver).
     committed_at = time.time()
     messages = []
+    with _missed_lock:
+        missed = _missed_since
+    if missed is not None:
+        messages.append((DISTRICTS_GROUP, {"type": EVENT_TYPE, "kind": MISSED_KIND, "data": None,
+                                           "since": missed, "committed_at": committed_at}))
     for group, district, data in sends:
         message = {"type": EVENT_TYPE, "kind": kind, "data": data, "committed_at": committed_at}
         if district is not None:
@@ -81,14 +95,39 @@ def _publish(kind: str, sends: list[tuple[str, str | None, Any]], by_district: d
         messages.append((group, message))
     try:
         async_to_sync(_group_send_all)(layer, messages)
-    except Exception:  # the write is committed; a broken layer must not turn it into a 500
-        log.exception("send_event: publishing %s to %s failed", kind, ", ".join(g for g, _ in messages))
+    except Exception as error:  # the write is committed; a broken layer must not turn it into a 500
+        log.warning("send_event: publishing %s to %s failed: %r", kind, ", ".join(g for g, _ in messages), error)
+        _publish_failed(f"an event could not be published ({type(error).__name__})")
+        return
+    if missed is not None:
+        _missed_told(missed)
+
+
+def _publish_failed(reason: str) -> None:
+    """The event is lost: this process's hubs rebuild their feeds as soon as they can, and the
+    next publish that gets through tells every other process's hubs to do the same."""
+    global _missed_since
+    with _missed_lock:
+        if _missed_since is None:
+            _missed_since = time.time()
+    for watcher in list(PUBLISH_WATCHERS):
+        watcher.publish_failed(reason)
+
+
+def _missed_told(since: float) -> None:
+    global _missed_since
+    with _missed_lock:
+        if _missed_since == since:
+            _missed_since = None
 
 
 async def _group_send_all(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
     if len(messages) == 1:
         await layer.group_send(*messages[0])
         return
+    if messages[0][1]["kind"] == MISSED_KIND:  # the notice first: a hub then rebuilds after it
+        await layer.group_send(*messages[0])
+        messages = messages[1:]
     results = await asyncio.gather(*(layer.group_send(group, message) for group, message in messages),
                                    return_exceptions=True)
     for result in results:

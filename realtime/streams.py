@@ -153,6 +153,15 @@ class Stream:
                 self.outbox.popleft()
                 self._outbox_bytes -= len(text)
 
+    def notice(self, text: str) -> None:
+        """A message outside the numbered frames (lagging, caught_up), to the screen if it is
+        there: it goes through the outbox, after the frames queued before it."""
+        if self.sink is None or not self.installed:
+            return
+        self.outbox.append(text)
+        self._outbox_bytes += len(text)
+        self._start_sending()
+
     def replay_after(self, seq: Any) -> list[str] | None:
         """The frames after `seq`, or None when they are no longer all here."""
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or seq > self.seq:
