@@ -13,6 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.jurisdiction import Jurisdiction
+from config import dbhealth
+from config.problems import Problem
 from realtime import conf
 from realtime.actions import (
     PushInvalid,
@@ -312,7 +314,15 @@ class FieldConsumer(JsonSocket):
         fixes = [dict(f, device_id=f.get("device_id", self.identity.device_id)) if isinstance(f, dict) else f
                  for f in fixes]
         fixes = [{k: v for k, v in f.items() if k != "type"} if isinstance(f, dict) else f for f in fixes]
-        report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
+        try:
+            dbhealth.check()
+            report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
+        except Exception as error:  # PostgreSQL away: the app keeps its fixes and sends them again
+            if not isinstance(error, Problem) and not dbhealth.note_failure(error):
+                raise
+            await self.send_error("database_unavailable", "the database is unavailable; send the fixes again later",
+                                  ref=message.get("ref"), retry_after=dbhealth.RETRY_AFTER_S)
+            return
         await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
 
     async def on_ack(self, message: dict[str, Any]) -> None:

@@ -5,9 +5,13 @@ kept as snapshot + frames), and HTTP clients that record the status of every ans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -91,9 +95,14 @@ class PrivateRedis:
             self.process = None
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
 def http(method: str, url: str, body: Any = None, token: str | None = None,
          timeout: float = 30) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, JSON body or None) — an error status is an answer, not an exception."""
+    """(status, headers with lower-case names, JSON body or None) — an error status is an answer,
+    not an exception."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -101,9 +110,9 @@ def http(method: str, url: str, body: Any = None, token: str | None = None,
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (our own server)
-            status, answer_headers, raw = response.status, dict(response.headers), response.read()
+            status, answer_headers, raw = response.status, _lower(response.headers), response.read()
     except urllib.error.HTTPError as error:
-        status, answer_headers, raw = error.code, dict(error.headers), error.read()
+        status, answer_headers, raw = error.code, _lower(error.headers), error.read()
     try:
         parsed = json.loads(raw) if raw else None
     except ValueError:
@@ -257,3 +266,81 @@ def missing_fixes(acknowledged: list[tuple[str, datetime]]) -> list[tuple[str, d
 
     have = in_db_thread(stored)
     return [pair for pair in acknowledged if pair not in have]
+
+
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+SEED_WORLD = """
+import json, django
+django.setup()
+from tests.realtime_support import _make_world
+w = _make_world()
+print(json.dumps({"officers": {n: [o.id, o.device_id] for n, o in w.officers.items()},
+                  "api_tokens": w.api_tokens, "gateway_token": w.gateway_token}))
+"""
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb into a temporary directory, Unix socket
+    only), with OneMap's migrations and a small world: what a fault test may kill and restart.
+    PostgreSQL refuses to run as root, so as root the cluster belongs to `postgres` (as
+    scripts/pg.sh does). fsync is off: the tests kill processes, not the machine — what a killed
+    server wrote is in the kernel's page cache and survives, as it would with fsync on."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.dir = root
+        self.data = root / "data"
+        self.port = port
+        self.root_user = os.geteuid() == 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://onemap@/onemap?host={self.dir}&port={self.port}"
+
+    def _as_owner(self, *args: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *args] if self.root_user else list(args)
+
+    def create(self) -> dict[str, Any]:
+        if self.root_user:
+            shutil.chown(self.dir, "postgres")
+        subprocess.run(self._as_owner(str(PGBIN / "initdb"), "-D", str(self.data), "-U", "onemap", "--auth=trust",
+                                      "-E", "UTF8", "--locale=C.UTF-8", "-N"), check=True, capture_output=True)
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"listen_addresses = ''\nunix_socket_directories = '{self.dir}'\nport = {self.port}\n"
+                       "fsync = off\nshared_buffers = 32MB\nmax_connections = 60\n")
+        self.start()
+        subprocess.run([str(PGBIN / "createdb"), "-h", str(self.dir), "-p", str(self.port), "-U", "onemap", "onemap"],
+                       check=True, capture_output=True)
+        env = {**os.environ, "DATABASE_URL": self.url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+        root = Path(__file__).resolve().parent.parent
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=root, env=env, check=True)
+        seeded = subprocess.run([sys.executable, "-c", SEED_WORLD], cwd=root, env=env, check=True,
+                                capture_output=True, text=True)
+        world: dict[str, Any] = json.loads(seeded.stdout.strip().splitlines()[-1])
+        return world
+
+    def start(self) -> None:
+        subprocess.run(self._as_owner(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
+                                      "-w", "-t", "60", "start"), check=True, capture_output=True)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(self._as_owner(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"),
+                       check=False, capture_output=True)
+
+    def kill(self) -> None:
+        """SIGKILL to the postmaster and every backend: a crash, recovered at the next start."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        for pid in [postmaster, *map(int, children)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+        def gone() -> bool:
+            return all(not Path(f"/proc/{pid}").exists() for pid in [postmaster, *map(int, children)])
+
+        wait_until(gone, 20, "the killed PostgreSQL processes to exit")
+
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(host=str(self.dir), port=self.port, user="onemap", dbname="onemap") as conn:
+            return conn.execute(sql, params).fetchall()
