@@ -51,6 +51,7 @@ accounts: fixtures
 # project-local one under .var/ unless REDIS_URL points elsewhere.
 SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
 	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
+		--ws config.ws:BoundedCloseWebSocketProtocol --ws-ping-interval 20 --ws-ping-timeout 40 \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
 serve:

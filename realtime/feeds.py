@@ -250,6 +250,10 @@ class Feed:
             for member in away:
                 self._split_off(member)
         now = time.time()
+        mono = time.monotonic()
+        for member in self.members:
+            if not member.away:
+                member.check_stalled(mono)
         present = [m for m in self.members if not m.away]
         if not present:
             self._sweep_stale(now)  # keep coalescing (and noting stale units) for a resume
