@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import client as http_client
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,8 @@ class Screen:
     close_code: int | None = None
     closed: bool = False
     task: asyncio.Task[None] | None = None
+    stream_id: str | None = None
+    seq: int = 0
 
     @classmethod
     async def open(cls, base: str, token: str, **subscription: Any) -> Screen:
@@ -146,6 +149,22 @@ class Screen:
         assert screen.types("snapshot"), f"no snapshot: {screen.messages[-3:]}, closed={screen.close_code}"
         return screen
 
+    async def reconnect(self, base: str, token: str) -> float:
+        """What the map does when its socket drops: connect again and resume its stream (a new
+        snapshot follows when it cannot be resumed). Seconds until the screen is whole again."""
+        from websockets.asyncio.client import connect
+
+        started = time.monotonic()
+        count = len(self.messages)
+        self.ws = await connect(f"ws://{base.split('://')[-1]}/ws/map?token={token}", open_timeout=10,
+                                ping_interval=None)
+        self.closed, self.close_code = False, None
+        await self.ws.send(json.dumps({"type": "subscribe", "resume": {"stream": self.stream_id, "seq": self.seq}}))
+        self.task = asyncio.get_running_loop().create_task(self._read())
+        await until(lambda: any(m["type"] in ("snapshot", "resumed") for m in self.messages[count:]), 20,
+                    "a snapshot or a resume after reconnecting")
+        return time.monotonic() - started
+
     async def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
@@ -153,6 +172,8 @@ class Screen:
             async for raw in self.ws:
                 message = json.loads(raw)
                 self.messages.append(message)
+                if message["type"] in ("snapshot", "frame"):
+                    self.stream_id, self.seq = message["stream"], message["seq"]
                 if message["type"] == "snapshot":
                     self.state = snapshot_state(message)
                 elif message["type"] == "frame":
@@ -196,9 +217,10 @@ def run_scenario(coro: Any, timeout: float = 170) -> Any:
 class Answer:
     at: float  # time.time() when sent
     took: float  # seconds
-    status: int
+    status: int  # 0: no answer (the connection was cut)
     headers: dict[str, str]
     body: Any
+    fixes: list[tuple[str, datetime]] = field(default_factory=list)  # what the request carried
 
 
 class Reporter:
@@ -239,9 +261,9 @@ class Reporter:
         try:
             status, headers, body = await asyncio.to_thread(
                 http, "POST", f"{self.base}/api/positions", fixes, self.token, 40)
-        except OSError as error:  # no answer at all (the server is gone): nothing acknowledged
+        except (OSError, http_client.HTTPException) as error:  # no answer at all: nothing acknowledged
             status, headers, body = 0, {}, repr(error)
-        answer = Answer(started, time.time() - started, status, headers, body)
+        answer = Answer(started, time.time() - started, status, headers, body, [(d, now) for d in self.devices])
         self.answers.append(answer)
         if status == 200:
             for result in body["results"]:
@@ -344,3 +366,30 @@ class PrivatePostgres:
 
         with psycopg.connect(host=str(self.dir), port=self.port, user="onemap", dbname="onemap") as conn:
             return conn.execute(sql, params).fetchall()
+
+
+def connection_owner(candidates: list[int], client_port: int, server_port: int) -> int | None:
+    """Which of the server's processes holds the TCP connection from `client_port` (by the
+    socket's inode in /proc/net/tcp and the processes' open file descriptors)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                cols = row.split()
+                local, remote, inode = cols[1], cols[2], cols[9]
+                if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                    inodes.add(f"socket:[{inode}]")
+    for pid in candidates:
+        fds = Path(f"/proc/{pid}/fd")
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            for fd in fds.iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return pid
+    return None
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """uvicorn's worker processes (--workers N): the supervisor's children that are Python."""
+    children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]

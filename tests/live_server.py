@@ -40,12 +40,16 @@ def session_database_url() -> str:
 
 
 @contextmanager
-def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
-    """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL."""
+def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0,
+                   options: tuple[str, ...] = (), started: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
+    """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL.
+    `options` go to uvicorn; `started` receives the server's process (for tests that signal it)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = subprocess.Popen(
-        server_command(sys.executable, "127.0.0.1", port, "--log-level", "warning"), cwd=ROOT, env=env)
+        server_command(sys.executable, "127.0.0.1", port, "--log-level", "warning", *options), cwd=ROOT, env=env)
+    if started is not None:
+        started.append(server)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
