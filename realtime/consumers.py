@@ -130,6 +130,7 @@ class MapConsumer(JsonSocket):
             # Join the groups before reading the snapshot: an event committed after the read is
             # then sure to reach the feed, and one committed before it is ignored as not newer.
             try:
+                dbhealth.check()  # PostgreSQL known to be away: say so now, not after the pool's timeout
                 await hub.join(await database_sync_to_async(_groups_for)(sub))
                 records = await database_sync_to_async(load_snapshot)(sub)
             except Exception:

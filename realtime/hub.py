@@ -27,6 +27,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from config import dbhealth
 from realtime import conf, events
 from realtime.events import ALL_GROUP, DISTRICTS_GROUP, EVENT_TYPE, MISSED_KIND, district_group
 from realtime.feeds import Feed
@@ -335,6 +336,7 @@ class Hub:
         await feed.ready.wait()
         if feed.failed:
             return
+        dbhealth.check()  # PostgreSQL known to be away: fail now, try again after the back-off
         before = dict(feed.latest_t)
         records = await database_sync_to_async(load_snapshot)(feed.sub)
         feed.reload(records, self.intern, before)
