@@ -25,7 +25,7 @@ from tests.live_server import free_port, running_server
 
 OUTAGE_S = {"killed": 30, "stopped": 8}
 QUICK_S = 3.0  # a 503 comes at once, not after the pool's timeout
-POOL_BACK_S = 5.0  # from the restart on, every request is served within this
+POOL_BACK_S = 4.0  # from the restart on, every request is served within this
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_ingest_and_screens_through_a_postgres_outage(private_pg, how):
 
         await asyncio.to_thread(pg.start)
         back_at = time.time()
-        await until(lambda: sum(a.at > back_at + POOL_BACK_S for a in reporter.answers) >= 10, POOL_BACK_S + 20,
+        await until(lambda: sum(a.at > back_at + POOL_BACK_S for a in reporter.answers) >= 5, POOL_BACK_S + 20,
                     "answers after the database's return")
         await reporter.stop()
         await poll_http(f"{base}/readyz", lambda s, h, b: s == 200, 10, "/readyz to say 200")
