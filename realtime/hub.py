@@ -312,6 +312,9 @@ class Hub:
         if misses != self._misses:  # another loss while recovering: once more
             self._wake.set()
             return True
+        for feed in list(self.feeds):  # the differences now, so that they precede caught_up
+            if feed.ready.is_set() and not feed.failed:
+                feed.tick()
         self.lagging = None
         log.warning("realtime hub: caught up")
         self._notice({"type": "caught_up"})
