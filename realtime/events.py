@@ -36,8 +36,21 @@ DISTRICTS_GROUP = "rt.districts"  # events keyed by district (send_district_even
 MISSED_KIND = "missed"
 # This process's hubs (realtime.hub), told at once when one of its publishes failed.
 PUBLISH_WATCHERS: weakref.WeakSet[Any] = weakref.WeakSet()
-_missed_lock = threading.Lock()
-_missed_since: float | None = None  # a publish failed at this time and nobody was told yet
+PUBLISH_RETRY_S = 1.0
+
+
+class _Missed:
+    """Events this process could not publish, until a notice about them got through."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failures = 0
+        self.since: float | None = None  # the first and the last lost event (time.time())
+        self.last: float | None = None
+        self.skip_until = 0.0  # monotonic: publish nothing before (the layer just failed)
+
+
+_missed = _Missed()
 _GROUP_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -77,15 +90,19 @@ def _publish(kind: str, sends: list[tuple[str, str | None, Any]], by_district: d
     layer = get_channel_layer()
     if layer is None:
         return
+    with _missed.lock:
+        failures, since, last = _missed.failures, _missed.since, _missed.last
+        skipping = time.monotonic() < _missed.skip_until
+    if skipping:  # the layer failed a moment ago: this commit does not wait for it again
+        _publish_failed("the channel layer is unreachable", tried=False)
+        return
     # committed_at lets screens and benchmarks measure commit-to-screen latency. Messages are
     # read-only from here on (the in-memory layer hands the same dict to every receiver).
     committed_at = time.time()
     messages = []
-    with _missed_lock:
-        missed = _missed_since
-    if missed is not None:
+    if since is not None:
         messages.append((DISTRICTS_GROUP, {"type": EVENT_TYPE, "kind": MISSED_KIND, "data": None,
-                                           "since": missed, "committed_at": committed_at}))
+                                           "since": since, "last": last, "committed_at": committed_at}))
     for group, district, data in sends:
         message = {"type": EVENT_TYPE, "kind": kind, "data": data, "committed_at": committed_at}
         if district is not None:
@@ -99,26 +116,26 @@ def _publish(kind: str, sends: list[tuple[str, str | None, Any]], by_district: d
         log.warning("send_event: publishing %s to %s failed: %r", kind, ", ".join(g for g, _ in messages), error)
         _publish_failed(f"an event could not be published ({type(error).__name__})")
         return
-    if missed is not None:
-        _missed_told(missed)
+    if since is not None:
+        with _missed.lock:
+            if _missed.failures == failures:  # no other loss since the notice was made
+                _missed.since = _missed.last = None
 
 
-def _publish_failed(reason: str) -> None:
-    """The event is lost: this process's hubs rebuild their feeds as soon as they can, and the
-    next publish that gets through tells every other process's hubs to do the same."""
-    global _missed_since
-    with _missed_lock:
-        if _missed_since is None:
-            _missed_since = time.time()
+def _publish_failed(reason: str, tried: bool = True) -> None:
+    """The event is lost: this process's hubs rebuild their feeds as soon as they can, the next
+    publish that gets through tells every other process's hubs to do the same, and for
+    PUBLISH_RETRY_S commits do not wait for the layer (each would wait for its timeouts)."""
+    now = time.time()
+    with _missed.lock:
+        _missed.failures += 1
+        if _missed.since is None:
+            _missed.since = now
+        _missed.last = now
+        if tried:  # (a skipped publish does not put the next try off)
+            _missed.skip_until = time.monotonic() + PUBLISH_RETRY_S
     for watcher in list(PUBLISH_WATCHERS):
         watcher.publish_failed(reason)
-
-
-def _missed_told(since: float) -> None:
-    global _missed_since
-    with _missed_lock:
-        if _missed_since == since:
-            _missed_since = None
 
 
 async def _group_send_all(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
