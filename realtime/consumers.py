@@ -217,6 +217,7 @@ def _identity_for_user(user: Any) -> DeviceIdentity | None:
 
 class FieldConsumer(JsonSocket):
     identity: DeviceIdentity | None = None
+    gone = False  # disconnected: nothing to catch up
 
     async def connect(self) -> None:
         identity = self.scope.get("device") or await database_sync_to_async(_identity_for_user)(self.scope.get("user"))
@@ -243,6 +244,7 @@ class FieldConsumer(JsonSocket):
 
     async def disconnect(self, code: int) -> None:
         if self.identity is not None:
+            self.gone = True
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             except Exception as error:  # the membership expires by itself
@@ -278,7 +280,7 @@ class FieldConsumer(JsonSocket):
 
     async def layer_recovered(self) -> None:
         """After an outage: the device group was forgotten, and pushes sent meanwhile were lost."""
-        if self.identity is None:
+        if self.identity is None or self.gone:
             return
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)

@@ -70,6 +70,8 @@ def test_screens_keep_live_positions_through_a_redis_restart(world, settings, tm
         await until(lambda: all(s.types("lagging") for s in (district, street)), LAGGING_WITHIN_S, "lagging")
         # While Redis is away: fixes are still acknowledged, a push is still stored, and a new
         # district screen still gets its snapshot (only PostgreSQL is needed) with those fixes.
+        status, _, ready = await asyncio.to_thread(http, "GET", f"{screens_at}/readyz")
+        assert status == 503 and ready["down"] == ["redis"], ready
         status, _, push = await asyncio.to_thread(
             http, "POST", f"{ingest}/api/pushes", {"device_id": phone_device, "kind": "task", "payload": {"n": 1}},
             world.api_tokens["district_a"])
@@ -90,6 +92,7 @@ def test_screens_keep_live_positions_through_a_redis_restart(world, settings, tm
         client = service.client()
         await until(lambda: client.exists("asgi:group:rt.districts") == 1, 5, "the hubs' group memberships")
         client.close()
+        assert (await asyncio.to_thread(http, "GET", f"{screens_at}/readyz"))[0] == 200
 
         # Live again, on the old screens and on one opened after the outage.
         after = await Screen.open(screens_at, world.api_tokens["district_a"])
