@@ -24,7 +24,7 @@ from tests.realtime_support import DISTRICT_A, STREET_A1, in_db_thread, world  #
 
 pytestmark = pytest.mark.django_db
 
-CROWD = 60  # units reporting: frames of ~20 KB, 4 a second
+CROWD = 150  # units reporting: frames of ~50 KB, up to 4 a second
 STOPPED_S = 22  # the screen reads nothing this long: buffers fill in a few seconds, then 10 s
 
 
@@ -73,7 +73,7 @@ def test_a_screen_that_stops_reading_is_closed_with_4408(world, crowd):  # noqa:
         stopped_at = time.monotonic()
         frames_before = len(healthy.types("frame"))
         await until(lambda: time.monotonic() - stopped_at > STOPPED_S, STOPPED_S + 1, "the slow period")
-        assert len(healthy.types("frame")) > frames_before + STOPPED_S, "the healthy screen was held up"
+        assert len(healthy.types("frame")) > frames_before + STOPPED_S // 2, "the healthy screen was held up"
 
         # Now read what came: frames, then the close — 4408, queued as soon as the stream let go.
         received: list[dict[str, Any]] = []
