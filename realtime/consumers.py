@@ -24,6 +24,7 @@ from realtime.actions import (
     pending_pushes,
     push_message,
 )
+from realtime.auth import CLOSE_TRY_AGAIN_LATER
 from realtime.devices import DeviceIdentity
 from realtime.events import ALL_GROUP, EVENT_TYPE, device_group, district_group
 from realtime.fixes import CRS_NAMES
@@ -96,7 +97,15 @@ class MapConsumer(JsonSocket):
             await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", "log in, or connect with ?token=<API token>")
             return
         self.user_id = user.id
-        self.jurisdiction = await database_sync_to_async(Jurisdiction.of)(user)
+        try:
+            dbhealth.check()
+            self.jurisdiction = await database_sync_to_async(Jurisdiction.of)(user)
+        except Exception as error:
+            if not isinstance(error, Problem) and not dbhealth.note_failure(error):
+                raise
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)  # PostgreSQL away: connect again later
+            return
         if self.jurisdiction.level == "none":
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "this account has no jurisdiction")
             return

@@ -4,7 +4,8 @@ under a real server process with devices reporting and a screen open.
 Issue 14: during such an outage fixes were answered 500 after waiting up to 29 s (the pool's
 timeout, queued behind the ingest threads), and for ~27 s after the restart a worker still stalled
 and gave 500s (the pool reconnected one connection at a time with a doubling back-off). Now:
-a quick 503 with Retry-After while the database is away, /readyz names it, the pool is whole
+a quick 503 with Retry-After while the database is away (a WebSocket that connects meanwhile
+is closed with 1013, "try again later"), /readyz names it, the pool is whole
 again within seconds of its return, no acknowledged fix is lost, and the screen, still connected,
 shows every fix committed after the return."""
 
@@ -64,6 +65,9 @@ def test_ingest_and_screens_through_a_postgres_outage(private_pg, how):
         return dict(rows)
 
     async def scenario(base: str) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
         screen = await Screen.open(base, world["api_tokens"]["district_a"])
         reporter = Reporter(base, world["gateway_token"], {a1_device: (116.21, 39.81), a2_device: (116.27, 39.82)},
                             every=0.3).start()
@@ -79,6 +83,12 @@ def test_ingest_and_screens_through_a_postgres_outage(private_pg, how):
         _, _, body = await poll_http(f"{base}/readyz", lambda s, h, b: s == 503, 10, "/readyz to say 503")
         assert body["down"] == ["database"] and body["status"] == 503, body
         assert (await asyncio.to_thread(http, "GET", f"{base}/healthz"))[0] == 200
+        # A screen connecting now is told to come back later (1013), at once.
+        asked = time.monotonic()
+        async with connect(f"ws://{base.split('://')[1]}/ws/map?token={world['api_tokens']['district_a']}") as newcomer:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(newcomer.recv(), QUICK_S)
+        assert newcomer.close_code == 1013 and time.monotonic() - asked < QUICK_S, newcomer.close_code
         await until(lambda: time.time() > down_at + OUTAGE_S[how], OUTAGE_S[how] + 1, "the end of the outage")
 
         await asyncio.to_thread(pg.start)
