@@ -114,6 +114,10 @@ def test_ingest_and_screens_through_a_postgres_outage(private_pg, how):
         stored = set(pg.query("SELECT device_id, recorded_at FROM geo_positionfix WHERE device_id = ANY(%s)",
                               ([a1_device, a2_device],)))
         assert [pair for pair in reporter.acknowledged if pair not in stored] == []
+        # A refused batch is stored whole or not at all (one statement; a commit whose answer the
+        # kill cut is stored, and the device's resend is a duplicate).
+        for answer in refused:
+            assert sum(pair in stored for pair in answer.fixes) in (0, len(answer.fixes)), answer.fixes
         # The screen stayed connected and shows the last committed fix of each unit.
         expected = database_times()
         await until(lambda: {k: screen.state[k]["t"] for k in keys} == expected, 10,
