@@ -59,6 +59,7 @@ demo-accounts: fixtures
 # project-local one under .var/ unless REDIS_URL points elsewhere.
 SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
 	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
+		--ws config.ws:BoundedCloseWebSocketProtocol --ws-ping-interval 20 --ws-ping-timeout 40 \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
 # The job runner (procrastinate, on PostgreSQL): dispatch's periodic sweep of deadlines,

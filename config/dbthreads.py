@@ -11,6 +11,8 @@ import time
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from config import dbhealth
+
 # How long a worker thread keeps a connection taken from psycopg's pool before handing it back.
 KEEP_CONNECTION_S = 300
 
@@ -21,9 +23,19 @@ def keep_connection_fresh() -> None:
     every request and take one again (~0.7 ms, and the connection's prepared statements would go
     with it), so the thread keeps it for KEEP_CONNECTION_S."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
-    if db.connection is None:
-        return
     pooled = "pool" in db.settings_dict["OPTIONS"]
+    generation = dbhealth.generation()
+    if db.connection is None:
+        db.onemap_pool_generation = generation  # type: ignore[attr-defined]
+        return
+    if pooled and getattr(db, "onemap_pool_generation", generation) != generation:
+        # The pool was replaced after a database outage: this connection is from the old one.
+        db.onemap_pool_generation = generation  # type: ignore[attr-defined]
+        try:
+            db.close()
+        except Exception:  # a dead connection may fail to close; it is dropped all the same
+            db.connection = None
+        return
     if not pooled:
         db.close_if_unusable_or_obsolete()
         return

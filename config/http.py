@@ -34,6 +34,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from config.headers import RAW_HEADERS
+from config.ws import WS_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -252,5 +253,5 @@ PROTOCOL = "config.http:CoalescingHttpToolsProtocol"
 def server_command(python: str, host: str, port: int, *options: str) -> list[str]:
     """OneMap's server command line, as tests and benchmarks start it (the Makefile's `serve`
     spells out the same)."""
-    return [python, "-m", "uvicorn", "config.asgi:application", "--http", PROTOCOL, "--host", host,
+    return [python, "-m", "uvicorn", "config.asgi:application", "--http", PROTOCOL, *WS_OPTIONS, "--host", host,
             "--port", str(port), "--no-access-log", *options]

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.headers.SecurityHeadersMiddleware",  # CSP and friends on every answer (config/headers.py)
     "django.middleware.security.SecurityMiddleware",
+    # 503 + Retry-After while PostgreSQL is away, instead of a 500 after the pool's timeout.
+    "config.dbhealth.DatabaseAvailabilityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -3,9 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config import health
 from config.api import api
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("ogc/", include("geo.ogc.urls")),
     path("tiles/", include("tiles.urls")),

@@ -19,6 +19,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
 from accounts.middleware import user_for_token
+from config import dbhealth
+from config.problems import Problem
 from realtime.devices import authenticate_device
 from realtime.models import DEVICE_TOKEN_PREFIX
 
@@ -41,16 +43,33 @@ def _user_for_token(raw: str) -> Any:
     return user
 
 
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot take the connection now
+
+
+async def try_again_later(receive: Any, send: Any) -> None:
+    """PostgreSQL is away: accept and close at once with 1013, so that the client reconnects later
+    (a refused handshake would look like a permanent 403, an exception like a 500)."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": "database unavailable"})
+
+
 class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         raw = token_from_scope(scope)
         scope = dict(scope, device=None)
         if raw:
-            if raw.startswith(DEVICE_TOKEN_PREFIX):
-                scope["device"] = await database_sync_to_async(authenticate_device)(raw)
-                scope["user"] = AnonymousUser()
-            else:
-                scope["user"] = await database_sync_to_async(_user_for_token)(raw) or AnonymousUser()
+            try:
+                dbhealth.check()
+                if raw.startswith(DEVICE_TOKEN_PREFIX):
+                    scope["device"] = await database_sync_to_async(authenticate_device)(raw)
+                    scope["user"] = AnonymousUser()
+                else:
+                    scope["user"] = await database_sync_to_async(_user_for_token)(raw) or AnonymousUser()
+            except Exception as error:
+                if isinstance(error, Problem) or dbhealth.note_failure(error):
+                    return await try_again_later(receive, send)
+                raise
         return await super().__call__(scope, receive, send)
 
 

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FRAMES_PER_S": 4,
     # Frames kept per stream for resume; a client further behind takes a new snapshot.
     "RESUME_FRAMES": 600,
+    # A screen whose socket took no frame for this long while frames waited is closed (4408);
+    # the server's WebSocket keepalive (config/http.py) is set to act only well after this.
+    "SLOW_SCREEN_S": 10,
     # A stream whose screen went away is kept this long for a resume, then dropped.
     "RESUME_GRACE_S": 120,
     # Device-token look-ups are cached this long; a revoked token stops working within it.

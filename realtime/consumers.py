@@ -4,6 +4,7 @@ streams. A bad frame gets an error message and the socket stays open."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -12,6 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.jurisdiction import Jurisdiction
+from config import dbhealth
+from config.problems import Problem
 from realtime import conf
 from realtime.actions import (
     PushInvalid,
@@ -21,6 +24,7 @@ from realtime.actions import (
     pending_pushes,
     push_message,
 )
+from realtime.auth import CLOSE_TRY_AGAIN_LATER
 from realtime.devices import DeviceIdentity
 from realtime.events import ALL_GROUP, EVENT_TYPE, device_group, district_group
 from realtime.fixes import CRS_NAMES
@@ -83,6 +87,9 @@ def _groups_for(sub: Subscription) -> set[str]:
 
 class MapConsumer(JsonSocket):
     stream: Stream | None = None
+    # No channel-layer listener of its own: a screen's events come through the process's hub, and
+    # a listener would only be one more thing that a failing Redis could take down.
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -90,7 +97,15 @@ class MapConsumer(JsonSocket):
             await self.refuse(CLOSE_UNAUTHORIZED, "unauthorized", "log in, or connect with ?token=<API token>")
             return
         self.user_id = user.id
-        self.jurisdiction = await database_sync_to_async(Jurisdiction.of)(user)
+        try:
+            dbhealth.check()
+            self.jurisdiction = await database_sync_to_async(Jurisdiction.of)(user)
+        except Exception as error:
+            if not isinstance(error, Problem) and not dbhealth.note_failure(error):
+                raise
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)  # PostgreSQL away: connect again later
+            return
         if self.jurisdiction.level == "none":
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "this account has no jurisdiction")
             return
@@ -124,6 +139,7 @@ class MapConsumer(JsonSocket):
             # Join the groups before reading the snapshot: an event committed after the read is
             # then sure to reach the feed, and one committed before it is ignored as not newer.
             try:
+                dbhealth.check()  # PostgreSQL known to be away: say so now, not after the pool's timeout
                 await hub.join(await database_sync_to_async(_groups_for)(sub))
                 records = await database_sync_to_async(load_snapshot)(sub)
             except Exception:
@@ -133,6 +149,16 @@ class MapConsumer(JsonSocket):
                 feed.install(records, hub.intern)
         else:  # the feed's view is the snapshot: read from the database once, kept up by events
             await feed.ready.wait()
+            if hub.lagging is not None and not feed.failed:
+                # ... unless events may have been missed: then the view is read again first.
+                try:
+                    await hub.reload(feed)
+                except Exception:
+                    log.exception("map: the snapshot of %s could not be read", sub.to_json())
+                    hub.drop_stream(stream)
+                    self.stream = None
+                    await self.send_error("snapshot_failed", "the snapshot could not be read; subscribe again")
+                    return
         if feed.failed:
             hub.drop_stream(stream)
             self.stream = None
@@ -140,6 +166,13 @@ class MapConsumer(JsonSocket):
             return
         await self.send(text_data=stream.snapshot_text())
         await stream.attach(self)
+        self._tell_lagging(hub, stream)
+
+    @staticmethod
+    def _tell_lagging(hub: Hub, stream: Stream) -> None:
+        # In the outbox, so that a caught_up sent later cannot overtake it.
+        if hub.lagging is not None:
+            stream.notice(json.dumps({"type": "lagging", "detail": hub.lagging}))
 
     async def _resume(self, hub: Hub, resume: Any) -> bool:
         stream_id = resume.get("stream") if isinstance(resume, dict) else None
@@ -167,6 +200,7 @@ class MapConsumer(JsonSocket):
         for text in frames:
             await self.send(text_data=text)
         await stream.attach(self)
+        self._tell_lagging(hub, stream)
         return True
 
     async def send_stream_text(self, text: str) -> None:
@@ -192,6 +226,7 @@ def _identity_for_user(user: Any) -> DeviceIdentity | None:
 
 class FieldConsumer(JsonSocket):
     identity: DeviceIdentity | None = None
+    gone = False  # disconnected: nothing to catch up
 
     async def connect(self) -> None:
         identity = self.scope.get("device") or await database_sync_to_async(_identity_for_user)(self.scope.get("user"))
@@ -204,7 +239,12 @@ class FieldConsumer(JsonSocket):
         self.identity = identity
         self.delivered: set[str] = set()
         self.group = device_group(identity.device_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # The hub watches the layer and calls layer_recovered() after an outage.
+        (await Hub.get()).listeners.add(self)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception as error:  # pushes still come from the database on every (re)connect
+            log.warning("field: joining %s failed (%r); joining again when the layer is back", self.group, error)
         await self.accept()
         await self.send_json({"type": "hello", "device_id": identity.device_id})
         # Redelivery: everything not yet acknowledged, oldest first, on every (re)connect.
@@ -213,7 +253,50 @@ class FieldConsumer(JsonSocket):
 
     async def disconnect(self, code: int) -> None:
         if self.identity is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.gone = True
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception as error:  # the membership expires by itself
+                log.warning("field: leaving %s failed (%r)", self.group, error)
+
+    # Channels assigns the socket's channel-layer listener to `channel_receive`; this puts a
+    # listener in its place that outlives a failing layer instead of closing the socket.
+    @property
+    def channel_receive(self) -> Any:
+        return self._listen
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Any) -> None:
+        self._layer_receive = receive
+
+    async def _listen(self) -> dict[str, Any]:
+        backoff, failed = 0.1, False
+        while True:
+            try:
+                message: dict[str, Any] = await self._layer_receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not failed:
+                    log.warning("field: the channel layer failed (%r); retrying", error)
+                failed = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if failed:
+                await self.layer_recovered()
+            return message
+
+    async def layer_recovered(self) -> None:
+        """After an outage: the device group was forgotten, and pushes sent meanwhile were lost."""
+        if self.identity is None or self.gone:
+            return
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            pushes = await database_sync_to_async(pending_pushes)(self.identity.device_id)
+            await self._deliver([push_message(p) for p in pushes])
+        except Exception as error:
+            log.warning("field: catching up %s failed (%r)", self.group, error)
 
     async def _deliver(self, messages: list[dict[str, Any]]) -> None:
         fresh = [m for m in messages if m["id"] not in self.delivered]
@@ -243,7 +326,15 @@ class FieldConsumer(JsonSocket):
         fixes = [dict(f, device_id=f.get("device_id", self.identity.device_id)) if isinstance(f, dict) else f
                  for f in fixes]
         fixes = [{k: v for k, v in f.items() if k != "type"} if isinstance(f, dict) else f for f in fixes]
-        report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
+        try:
+            dbhealth.check()
+            report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
+        except Exception as error:  # PostgreSQL away: the app keeps its fixes and sends them again
+            if not isinstance(error, Problem) and not dbhealth.note_failure(error):
+                raise
+            await self.send_error("database_unavailable", "the database is unavailable; send the fixes again later",
+                                  ref=message.get("ref"), retry_after=dbhealth.RETRY_AFTER_S)
+            return
         await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
 
     async def on_ack(self, message: dict[str, Any]) -> None:

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class FeedRegistry(Protocol):
-    """Where feeds live (the hub): every live feed is offered every event."""
+    """Where feeds live (the hub): every live feed is offered every event. `lagging` (a reason,
+    or None) says events may be missing: silence then proves nothing, so no unit turns stale."""
+
+    lagging: str | None
 
     def add_feed(self, feed: Feed) -> None: ...
 
@@ -127,6 +130,32 @@ class Feed:
         heapq.heapify(heap)
         self.ready.set()
 
+    def reload(self, records: list[dict[str, Any]], intern: Callable[[dict[str, Any]], UnitRec],
+               before: dict[str, float]) -> None:
+        """A fresh read of the database, after events may have been missed: what differs from
+        the view goes out in the next frame, as if it had come as events. `before` is
+        `latest_t` as it was when the read began: a unit that an event moved meanwhile keeps what
+        the event said (it is at least as new as the read)."""
+        fresh: dict[str, UnitRec] = {}
+        for data in records:
+            rec = intern(data)
+            fresh[rec.key] = rec
+        latest_t, view, pending = self.latest_t, self.view, self.pending
+        for key, rec in fresh.items():
+            seen = latest_t.get(key)
+            if seen is not None and seen >= rec.t and key in view:
+                continue
+            if seen is not None and seen > rec.t:
+                continue  # an event newer than the read moved it out of the view
+            latest_t[key] = rec.t
+            view[key] = pending[key] = rec
+        for key in [k for k in view if k not in fresh and latest_t.get(k) == before.get(k)]:
+            del view[key]  # out of the view, or out of the scope, by the database
+            self.stale_keys.discard(key)
+            pending[key] = None
+        if pending:
+            self.wakeup.set()
+
     def fail(self) -> None:
         """The first snapshot could not be read: streams waiting for it are told so."""
         self.failed = True
@@ -176,6 +205,8 @@ class Feed:
     # --- frames out ---------------------------------------------------------------------------
 
     def _sweep_stale(self, now: float) -> None:
+        if self.registry.lagging is not None:
+            return  # units may be silent only because their events are missing
         cutoff = now - self.stale_after
         heap = self._stale_heap
         while heap and heap[0][0] < cutoff:
@@ -219,6 +250,10 @@ class Feed:
             for member in away:
                 self._split_off(member)
         now = time.time()
+        mono = time.monotonic()
+        for member in self.members:
+            if not member.away:
+                member.check_stalled(mono)
         present = [m for m in self.members if not m.away]
         if not present:
             self._sweep_stale(now)  # keep coalescing (and noting stale units) for a resume

@@ -89,6 +89,7 @@ class Stream:
         self.outbox: deque[str] = deque()
         self._outbox_bytes = 0
         self._sender: asyncio.Task[None] | None = None
+        self._sending_since: float | None = None  # monotonic start of the send not finished yet
 
     @property
     def sub(self) -> Subscription:
@@ -128,13 +129,24 @@ class Stream:
         if self._outbox_bytes > self._ring_cap and len(self.outbox) > 1:
             # The socket takes frames slower than they come: let it go (the client may resume,
             # or take a new snapshot) rather than hold an ever longer queue.
-            sink = self.sink
-            if sink is not None:
-                log.info("stream %s: the screen cannot keep up; closing its socket", self.id)
-                self.detach(sink)
-                asyncio.get_running_loop().create_task(sink.stream_too_slow())
+            self._let_go("the screen cannot keep up")
             return
         self._start_sending()
+
+    def check_stalled(self, now: float) -> None:
+        """A socket that has not taken a frame for SLOW_SCREEN_S while frames wait is let go too
+        (4408), whatever the rate: a screen that stopped reading is found by this bound even when
+        its frames are small, before the server's WebSocket keepalive (a 1011) would act."""
+        started = self._sending_since
+        if started is not None and self.outbox and now - started > conf.get("SLOW_SCREEN_S"):
+            self._let_go(f"the screen took no frame for {now - started:.0f} s")
+
+    def _let_go(self, why: str) -> None:
+        sink = self.sink
+        if sink is not None:
+            log.info("stream %s: %s; closing its socket", self.id, why)
+            self.detach(sink)
+            asyncio.get_running_loop().create_task(sink.stream_too_slow())
 
     def _start_sending(self) -> None:
         if self.sink is not None and self.outbox and (self._sender is None or self._sender.done()):
@@ -143,15 +155,27 @@ class Stream:
     async def _send_outbox(self, sink: Sink) -> None:
         while self.outbox and self.sink is sink:
             text = self.outbox[0]
+            self._sending_since = time.monotonic()
             try:
                 await sink.send_stream_text(text)
             except Exception:  # the socket went away mid-send; the frame stays in the ring
                 log.info("stream %s: send failed; detaching", self.id)
                 self.detach(sink)
                 return
+            finally:
+                self._sending_since = None
             if self.outbox and self.outbox[0] is text:
                 self.outbox.popleft()
                 self._outbox_bytes -= len(text)
+
+    def notice(self, text: str) -> None:
+        """A message outside the numbered frames (lagging, caught_up), to the screen if it is
+        there: it goes through the outbox, after the frames queued before it."""
+        if self.sink is None or not self.installed:
+            return
+        self.outbox.append(text)
+        self._outbox_bytes += len(text)
+        self._start_sending()
 
     def replay_after(self, seq: Any) -> list[str] | None:
         """The frames after `seq`, or None when they are no longer all here."""

@@ -15,8 +15,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.jurisdiction import Jurisdiction
 from accounts.models import Role
+from config import dbhealth
 from config.dbthreads import keep_connection_fresh
-from config.problems import Problem, problem_view, unauthorized
+from config.problems import Problem, problem_response, problem_view, unauthorized
 from realtime import conf
 from realtime.actions import PushInvalid, do_ingest_fixes, do_send_push
 from realtime.devices import DeviceIdentity, authenticate_device, known_devices
@@ -71,8 +72,17 @@ INGEST_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
 
 
 def run_on_ingest_thread(view: Any, request: HttpRequest) -> HttpResponse:
-    keep_connection_fresh()
-    response: HttpResponse = view(request)
+    """A device request: a quick 503 with Retry-After while the database is away (the phone keeps
+    the fix and sends it again), never a 500 after waiting for the pool."""
+    if not dbhealth.available():
+        return problem_response(dbhealth.unavailable())
+    try:
+        keep_connection_fresh()
+        response: HttpResponse = view(request)
+    except Exception as error:
+        if dbhealth.note_failure(error):
+            return problem_response(dbhealth.unavailable())
+        raise
     return response
 
 

@@ -42,14 +42,18 @@ def session_database_url() -> str:
 
 @contextmanager
 def running_server(extra_env: dict[str, str] | None = None, timeout: float = 60.0, log_level: str = "warning",
-                   options: tuple[str, ...] = (), output: IO[bytes] | None = None) -> Iterator[str]:
+                   options: tuple[str, ...] = (), output: IO[bytes] | None = None,
+                   started: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
     """Start a server, wait until it answers (polling, no fixed sleep), yield its base URL.
-    `output`: a file for the server's stdout and stderr (its log), else the test's."""
+    `options` go to uvicorn; `output`: a file for the server's stdout and stderr (its log), else
+    the test's; `started` receives the server's process (for tests that signal it)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": session_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     server = subprocess.Popen(
         server_command(sys.executable, "127.0.0.1", port, "--log-level", log_level, *options), cwd=ROOT, env=env,
         stdout=output, stderr=output)
+    if started is not None:
+        started.append(server)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

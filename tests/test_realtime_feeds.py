@@ -123,6 +123,7 @@ class StuckSocket:
 
 class Registry:
     def __init__(self) -> None:
+        self.lagging: str | None = None
         self.feeds: set[Feed] = set()
 
     def add_feed(self, feed: Feed) -> None:
