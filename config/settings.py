@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
+from config.logs import logging_config
 
 DEBUG = env_bool("DEBUG", False)
 # The demo key only serves the local demo; production sets ONEMAP_SECRET_KEY.
@@ -46,6 +47,7 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.observe.RouteLabelMiddleware",  # metrics label requests by route template (config/observe.py)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -140,10 +142,8 @@ OGC_NEXT_LIMIT_MAX = int(env("OGC_NEXT_LIMIT_MAX", "1000"))
 # reference strings reach GDAL, and OneMap only passes SRIDs from its own whitelists.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# Logs: text by default, ONEMAP_LOG_FORMAT=json for one JSON object a line (config/logs.py).
+LOGGING = logging_config(env("LOG_FORMAT", "text"), env("LOG_LEVEL", "INFO"))
+# /metrics answers staff users; loopback clients without a login only when this is on (never
+# behind a reverse proxy on the same machine: every client would then look local).
+ONEMAP_METRICS_LOOPBACK = env_bool("METRICS_LOOPBACK", False)

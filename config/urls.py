@@ -4,9 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config.api import api
+from config.observe import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("ogc/", include("geo.ogc.urls")),
     path("tiles/", include("tiles.urls")),
     path("", include("accounts.urls")),
