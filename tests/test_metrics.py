@@ -4,14 +4,20 @@ path, Django's own routes), route labels as templates, and the JSON log format."
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -22,8 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.jurisdiction import Jurisdiction
 from accounts.models import ApiToken
 from config import logs, metrics
+from config.http import server_command
 from tests.dispatch_support import Dongcheng, dongcheng  # noqa: F401
-from tests.live_server import running_server
+from tests.live_server import ROOT, free_port, running_server, session_database_url
 from tests.realtime_support import BOX, DISTRICT_A, World, fix, in_db_thread, world  # noqa: F401
 from tiles.auth import issue_token
 
@@ -123,6 +130,43 @@ def test_metrics_on_a_real_server_with_two_workers(world: World, staff: str, dja
     assert not any(token in scrapes[-1][1].decode() for token in (tile_token, staff, world.device_tokens[device]))
 
 
+@pytest.mark.django_db
+def test_fanout_lag_is_observed_when_a_frame_goes_to_a_screen(world: World, staff: str, django_db_blocker,  # noqa: F811
+                                                              tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One worker (the in-memory channel layer: screen and ingest in the same process)."""
+    from websockets.asyncio.client import connect
+
+    a1 = world.officers["a1"]
+
+    async def next_of(ws: Any, kind: str) -> dict[str, Any]:
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if message["type"] == kind:
+                return message
+
+    async def scenario(base: str) -> tuple[int, bytes]:
+        host = base.removeprefix("http://")
+        async with connect(f"ws://{host}/ws/map?token={world.api_tokens['district_a']}") as screen:
+            await screen.send(json.dumps({"type": "subscribe"}))
+            await next_of(screen, "snapshot")
+            before = samples((await asyncio.to_thread(fetch, f"{base}/metrics", staff))[1])
+            assert value(before, "onemap_fanout_lag_seconds_count") == 0
+            body = json.dumps([fix(a1.device_id, 116.21, 39.81)]).encode()
+            status, _ = await asyncio.to_thread(fetch, f"{base}/api/positions", world.gateway_token, body)
+            assert status == 200
+            frame = await next_of(screen, "frame")
+            assert [u["key"] for u in frame["units"]] == [f"officer:{a1.id}"]
+            return await asyncio.to_thread(fetch, f"{base}/metrics", staff)
+
+    with django_db_blocker.unblock(), running_server({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) as base:
+        status, text = asyncio.run(scenario(base))
+    assert status == 200
+    found = samples(text)
+    assert value(found, "onemap_fanout_lag_seconds_count") == 1
+    assert 0 <= value(found, "onemap_fanout_lag_seconds_sum") < 30
+    assert value(found, "onemap_ingest_fixes_total", status="accepted") == 1
+
+
 def test_route_templates() -> None:
     assert metrics.route_template(r"tiles/^(?P<layers>[^/]+)/(?P<z>[^/]+)/(?P<x>[^/]+)/(?P<y>[^/]+)\.mvt$") == TILE_ROUTE
     assert metrics.route_template("api/pushes/<uuid:push_id>") == "/api/pushes/<uuid:push_id>"
@@ -185,6 +229,44 @@ def test_json_log_lines_never_carry_tokens() -> None:
     assert "abcdefghijkl" not in line["message"] and "zyxwvutsrq" not in line["message"]
     assert "4102444800" not in line["message"] and "v=1" in line["message"]
     assert "secretsecret" not in json_lines("failed", exc=True)["exception"]
+
+
+@pytest.mark.django_db
+def test_a_real_server_logs_json_lines_with_request_ids_and_no_tokens(django_db_blocker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every line the server writes parses (uvicorn's own lines too); a request's lines carry its
+    id (the client's X-Request-ID when it is a plain id); tokens in URLs are masked."""
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    env = {**os.environ, "DATABASE_URL": session_database_url(), "ONEMAP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+    with django_db_blocker.unblock(), log_path.open("wb") as log_file:
+        server = subprocess.Popen(server_command(sys.executable, "127.0.0.1", port, "--access-log"),
+                                  cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while fetch_or_none(f"{base}/login/") is None:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)  # polling interval, not synchronisation
+            request = urllib.request.Request(f"{base}/no/such/page?t=1~city~~~4102444800:sig&token=om_secretsecret",
+                                             headers={"X-Request-ID": "req-42"})
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=30)  # noqa: S310 (our own local server)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert {"timestamp", "level", "logger", "message"} <= set(lines[0])
+    mine = [line for line in lines if line.get("request_id") == "req-42"]
+    assert {line["logger"] for line in mine} == {"django.request", "uvicorn.access"}
+    text = log_path.read_text()
+    assert "secretsecret" not in text and "4102444800" not in text
+
+
+def fetch_or_none(url: str) -> int | None:
+    try:
+        return fetch(url)[0]
+    except OSError:
+        return None
 
 
 def test_the_log_format_setting() -> None:
