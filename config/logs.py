@@ -3,30 +3,20 @@
 being answered, exception when there is one).
 
 Secrets never reach a JSON line: API tokens (om_...), device tokens (dev_...) and signed tile
-tokens (t=...) are masked in the message and the exception text, whoever logged them."""
+tokens (t=...) are masked (config/logredact.py) in the message and in the exception text, whoever
+logged them."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from config.logredact import redact
+
 # Set by config.observe for the request being answered (uvicorn runs each request in its own task).
 REQUEST_ID: ContextVar[str | None] = ContextVar("onemap_request_id", default=None)
-
-_SECRETS = [
-    (re.compile(r"\b(om|dev)_[A-Za-z0-9_\-]{4,}"), r"\1_***"),
-    (re.compile(r"([?&;](?:t|token)=)[^&\s\"']+"), r"\1***"),
-    (re.compile(r"(?i)(authorization:?\s*bearer\s+)\S+"), r"\1***"),
-]
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,23 +38,28 @@ class JsonFormatter(logging.Formatter):
 
 
 def logging_config(log_format: str, level: str) -> dict[str, object]:
-    """Django's LOGGING: `text` (the default) or `json`; uvicorn's own loggers too in json, so
-    every line of a server's output parses."""
+    """Django's LOGGING: `text` (the default) or `json`; in json uvicorn's own loggers write
+    through the same handler, so every line of a server's output parses."""
     if log_format not in ("text", "json"):
         raise ValueError(f"ONEMAP_LOG_FORMAT must be text or json, not {log_format!r}")
+    console: dict[str, object] = {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}
+    loggers: dict[str, object] = {
+        "django.db.backends": {"level": "INFO"},
+        # procrastinate announces every task registration at INFO on each start: keep its warnings only.
+        "procrastinate": {"level": "WARNING"},
+    }
     config: dict[str, object] = {
         "version": 1,
         "disable_existing_loggers": False,
-        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        # Tokens never reach a log (config/logredact.py; config/asgi.py adds it to uvicorn's handlers).
+        "filters": {"redact_tokens": {"()": "config.logredact.RedactTokens"}},
+        "handlers": {"console": console},
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "INFO"}},
+        "loggers": loggers,
     }
     if log_format == "json":
         config["formatters"] = {"json": {"()": "config.logs.JsonFormatter"}}
-        config["handlers"] = {"console": {"class": "logging.StreamHandler", "formatter": "json"}}
-        config["loggers"] = {
-            "django.db.backends": {"level": "INFO"},
-            **{name: {"handlers": ["console"], "level": level, "propagate": False}
-               for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
-        }
+        console["formatter"] = "json"
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            loggers[name] = {"handlers": ["console"], "level": level, "propagate": False}
     return config

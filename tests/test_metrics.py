@@ -198,7 +198,7 @@ def json_lines(message: str, *args: object, exc: bool = False) -> dict:
     try:
         if exc:
             try:
-                raise ValueError("boom with om_secretsecret")
+                raise ValueError("boom with om_secretsecretsecret0123")
             except ValueError:
                 logger.exception(message, *args)
         else:
@@ -224,7 +224,7 @@ def test_json_log_lines_parse_and_carry_the_request_id() -> None:
 
 
 def test_json_log_lines_never_carry_tokens() -> None:
-    line = json_lines('"GET /ws/map?token=om_abcdefghijkl HTTP/1.1" %s %s', "dev_zyxwvutsrq1234",
+    line = json_lines('"GET /ws/map?token=om_abcdefghijklmnopqrst HTTP/1.1" %s %s', "dev_zyxwvutsrq1234567890",
                       "/tiles/a/1/2/3.mvt?v=1&t=1~city~~~4102444800:sig")
     assert "abcdefghijkl" not in line["message"] and "zyxwvutsrq" not in line["message"]
     assert "4102444800" not in line["message"] and "v=1" in line["message"]
@@ -247,7 +247,7 @@ def test_a_real_server_logs_json_lines_with_request_ids_and_no_tokens(django_db_
             while fetch_or_none(f"{base}/login/") is None:
                 assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.1)  # polling interval, not synchronisation
-            request = urllib.request.Request(f"{base}/no/such/page?t=1~city~~~4102444800:sig&token=om_secretsecret",
+            request = urllib.request.Request(f"{base}/no/such/page?t=1~city~~~4102444800:sig&token=om_secretsecretsecret0123",
                                              headers={"X-Request-ID": "req-42"})
             with pytest.raises(urllib.error.HTTPError):
                 urllib.request.urlopen(request, timeout=30)  # noqa: S310 (our own local server)
@@ -270,7 +270,8 @@ def fetch_or_none(url: str) -> int | None:
 
 
 def test_the_log_format_setting() -> None:
-    assert "formatters" not in logs.logging_config("text", "INFO")
+    text = logs.logging_config("text", "INFO")
+    assert "formatters" not in text and text["handlers"]["console"]["filters"] == ["redact_tokens"]  # type: ignore[index]
     config = logs.logging_config("json", "INFO")
     assert config["handlers"]["console"]["formatter"] == "json"  # type: ignore[index]
     with pytest.raises(ValueError):
