@@ -59,7 +59,7 @@ def route_of(scope: dict[str, Any]) -> str:
 class MetricsASGI:
     def __init__(self, app: Any) -> None:
         self.app = app
-        metrics.start_pool_refresher()
+        metrics.start_background()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -62,6 +62,16 @@ def value(found: dict, name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def scrape_until(base: str, token: str, ready: Any, timeout: float = 15.0) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, text = fetch(f"{base}/metrics", token)
+        if status == 200 and ready(samples(text)):
+            return status, text
+        assert time.monotonic() < deadline, text.decode()[-3000:]
+        time.sleep(0.1)  # polling interval, not synchronisation
+
+
 @pytest.fixture
 def staff(world: World, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
     """A staff user's API token (no role: staff may read metrics, nothing else)."""
@@ -103,8 +113,13 @@ def test_metrics_on_a_real_server_with_two_workers(world: World, staff: str, dja
         assert fetch(f"{base}/ogc/collections/districts/items/110101", world.api_tokens["city"])[0] == 200
         assert fetch(f"{base}/no/such/page/abc123", world.api_tokens["city"])[0] == 404
 
-        # Two workers took these; every scrape (whichever worker answers) sees all of them.
-        scrapes = [fetch(f"{base}/metrics", staff) for _ in range(4)]
+        # Two workers took these; each adds its requests to the shared files within a second
+        # (metrics.FLUSH_S): polled until they are all there, then every scrape (whichever worker
+        # answers) sees the same.
+        first = scrape_until(base, staff, lambda found: value(
+            found, "onemap_http_request_duration_seconds_count", route=TILE_ROUTE) >= 4 and value(
+            found, "onemap_http_requests_total", route=OGC_ITEM_ROUTE, method="GET", status="200") >= 1)
+        scrapes = [first] + [fetch(f"{base}/metrics", staff) for _ in range(3)]
     for status, text in scrapes:
         assert status == 200
         found = samples(text)
@@ -165,6 +180,28 @@ def test_fanout_lag_is_observed_when_a_frame_goes_to_a_screen(world: World, staf
     assert value(found, "onemap_fanout_lag_seconds_count") == 1
     assert 0 <= value(found, "onemap_fanout_lag_seconds_sum") < 30
     assert value(found, "onemap_ingest_fixes_total", status="accepted") == 1
+
+
+def test_a_batch_of_requests_lands_in_the_counter_and_the_histogram() -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    route = "/test/batch/<id>"
+    for seconds, status in ((0.001, 200), (0.3, 200), (99.0, 404)):  # on a bound, between, beyond all
+        metrics.observe_request(route, "GET", status, seconds)
+    metrics.observe_request(route, "BREW", 200, 0.0)  # an unknown method: one label for them all
+    assert sample("onemap_http_requests_total", route=route, method="GET", status="200") == 0  # not yet flushed
+    metrics.REQUEST_BATCH.flush()
+    assert sample("onemap_http_requests_total", route=route, method="GET", status="200") == 2
+    assert sample("onemap_http_requests_total", route=route, method="GET", status="404") == 1
+    assert sample("onemap_http_requests_total", route=route, method="other", status="200") == 1
+    assert sample("onemap_http_request_duration_seconds_bucket", route=route, le="0.001") == 2
+    assert sample("onemap_http_request_duration_seconds_bucket", route=route, le="0.25") == 2
+    assert sample("onemap_http_request_duration_seconds_bucket", route=route, le="0.5") == 3
+    assert sample("onemap_http_request_duration_seconds_bucket", route=route, le="10.0") == 3
+    assert sample("onemap_http_request_duration_seconds_bucket", route=route, le="+Inf") == 4
+    assert sample("onemap_http_request_duration_seconds_count", route=route) == 4
+    assert sample("onemap_http_request_duration_seconds_sum", route=route) == pytest.approx(99.301)
 
 
 def test_route_templates() -> None:
