@@ -182,6 +182,18 @@ def test_fanout_lag_is_observed_when_a_frame_goes_to_a_screen(world: World, staf
     assert value(found, "onemap_ingest_fixes_total", status="accepted") == 1
 
 
+@pytest.mark.django_db
+def test_loopback_clients_only_when_the_setting_allows(client, settings) -> None:  # type: ignore[no-untyped-def]
+    """Django's test client comes from 127.0.0.1."""
+    assert settings.ONEMAP_METRICS_LOOPBACK is False  # the default: no one without a login
+    response = client.get("/metrics")
+    assert response.status_code == 401 and response["Content-Type"] == "application/problem+json"
+    settings.ONEMAP_METRICS_LOOPBACK = True
+    response = client.get("/metrics")
+    assert response.status_code == 200 and b"onemap_http_requests_total" in response.content
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 401
+
+
 def test_a_batch_of_requests_lands_in_the_counter_and_the_histogram() -> None:
     def sample(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
