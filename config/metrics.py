@@ -96,8 +96,38 @@ class RequestBatch:
                     child._buckets[i].inc(observed)
 
 
+class LocalCounts:
+    """A counter's increments kept in the process until flush(), for counters on hot paths
+    (a warm tile's cache hit), for the same reason as RequestBatch."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.lock = threading.Lock()
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def inc(self, *labels: str) -> None:
+        with self.lock:
+            self.counts[labels] = self.counts.get(labels, 0) + 1
+
+    def flush(self) -> None:
+        with self.lock:
+            counts, self.counts = self.counts, {}
+        for labels, n in counts.items():
+            (self.counter.labels(*labels) if labels else self.counter).inc(n)
+
+
 REQUEST_BATCH = RequestBatch()
+TILE_CACHE_HIT = LocalCounts(TILE_CACHE_HITS)
+TILE_CACHE_MISS = LocalCounts(TILE_CACHE_MISSES)
 FLUSH_S = 1.0
+
+
+def flush() -> None:
+    """Everything kept in the process, into the metrics. Requests last: a scrape that sees a
+    request counted sees what it counted on its way too (a tile's cache hit)."""
+    TILE_CACHE_HIT.flush()
+    TILE_CACHE_MISS.flush()
+    REQUEST_BATCH.flush()
 
 
 def observe_request(route: str, method: str, status: int | str, seconds: float) -> None:
@@ -176,7 +206,7 @@ def start_background() -> None:
         next_pool = 0.0
         while True:
             try:
-                REQUEST_BATCH.flush()
+                flush()
                 if POOL_REFRESH_S > 0 and time.monotonic() >= next_pool:
                     next_pool = time.monotonic() + POOL_REFRESH_S
                     refresh_pool_gauges()
@@ -211,7 +241,7 @@ def _forget_dead_processes(directory: str) -> None:
 
 def exposition() -> bytes:
     """The text format of every process's metrics (or this process's, without a multiprocess dir)."""
-    REQUEST_BATCH.flush()
+    flush()
     try:
         refresh_pool_gauges()
     except Exception:  # noqa: BLE001

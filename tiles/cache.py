@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config.metrics import TILE_CACHE_HITS, TILE_CACHE_MISSES
+from config.metrics import TILE_CACHE_HIT, TILE_CACHE_MISS
 
 log = logging.getLogger(__name__)
 ENTRY_OVERHEAD = 200  # bytes of bookkeeping counted per entry, so empty tiles still cost room
@@ -42,7 +42,7 @@ class LruBytes:
             if value is not None:
                 self.entries.move_to_end(key)
         if value is not None and count:
-            TILE_CACHE_HITS.labels("local").inc()
+            TILE_CACHE_HIT.inc("local")
         return value
 
     def set(self, key: str, value: bytes) -> None:
@@ -94,7 +94,7 @@ class TileCache:
         """A value read from Redis (None if it had none), kept in the local LRU too."""
         if stored is None:
             return None
-        TILE_CACHE_HITS.labels("redis").inc()
+        TILE_CACHE_HIT.inc("redis")
         # The client does not decode responses, so this is bytes; a str would be someone else's entry.
         value = stored if isinstance(stored, bytes) else str(stored).encode()
         self.local.set(key, value)
@@ -125,7 +125,7 @@ class TileCache:
 
     async def shared_set(self, key: str, value: bytes, ttl_s: int) -> None:
         """set() for the event loop."""
-        TILE_CACHE_MISSES.inc()
+        TILE_CACHE_MISS.inc()
         self.local.set(key, value)
         if self.redis is not None:
             try:
@@ -135,7 +135,7 @@ class TileCache:
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
         """A tile rendered after a miss, kept (counted as the miss)."""
-        TILE_CACHE_MISSES.inc()
+        TILE_CACHE_MISS.inc()
         self.local.set(key, value)
         if self.redis is not None:
             try:
