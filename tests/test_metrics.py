@@ -216,6 +216,18 @@ def test_a_batch_of_requests_lands_in_the_counter_and_the_histogram() -> None:
     assert sample("onemap_http_request_duration_seconds_sum", route=route) == pytest.approx(99.301)
 
 
+def test_a_dead_workers_pool_gauges_leave_the_sum(tmp_path: Path) -> None:
+    """uvicorn replaces a dead worker without telling anyone: its live gauges go at the next scrape."""
+    code = ("from config import metrics; metrics.POOL['pool_size'].set(7); "
+            "metrics.FIXES.labels('accepted').inc(3)")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+    assert list(tmp_path.glob("gauge_livesum_*.db"))
+    metrics._forget_dead_processes(str(tmp_path))
+    assert not list(tmp_path.glob("gauge_livesum_*.db"))
+    assert list(tmp_path.glob("counter_*.db"))  # its counts stay: they happened
+
+
 def test_route_templates() -> None:
     assert metrics.route_template(r"tiles/^(?P<layers>[^/]+)/(?P<z>[^/]+)/(?P<x>[^/]+)/(?P<y>[^/]+)\.mvt$") == TILE_ROUTE
     assert metrics.route_template("api/pushes/<uuid:push_id>") == "/api/pushes/<uuid:push_id>"
