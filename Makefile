@@ -62,6 +62,10 @@ SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=
 		--ws config.ws:BoundedCloseWebSocketProtocol --ws-ping-interval 20 --ws-ping-timeout 40 \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
+# Prometheus multiprocess mode (config/metrics.py): the workers and the job runner write their
+# metrics under .var/metrics, emptied at each start so that counters begin at zero.
+METRICS_ENV = export PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.var/metrics; rm -rf $$PROMETHEUS_MULTIPROC_DIR; mkdir -p $$PROMETHEUS_MULTIPROC_DIR;
+
 # The job runner (procrastinate, on PostgreSQL): dispatch's periodic sweep of deadlines,
 # reminders and escalations (command/tasks.py), as a process of its own beside the server.
 JOBS = $(PY) manage.py procrastinate worker --queues dispatch
@@ -69,13 +73,13 @@ JOBS = $(PY) manage.py procrastinate worker --queues dispatch
 serve: secret-key
 	@$(PY) -m config.secret_key check
 	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers, and the job runner)"
-	@$(JOBS) & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; $(SERVER)
+	@$(METRICS_ENV) $(JOBS) & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; $(SERVER)
 
 # The demo: the server, and the simulator sending officers' and vehicles' fixes through the real
 # HTTP ingest path (every 2nd unit every 5 s: lively on the map, light on 2 cores).
 demo: setup demo-accounts
 	@echo "demo: http://$(HOST):$(PORT) (simulated units moving; Ctrl-C stops both)"
-	@$(PY) manage.py simulate --url http://$(HOST):$(PORT) --wait 60 --every 2 --interval 5 -v 0 & sim=$$!; \
+	@$(METRICS_ENV) $(PY) manage.py simulate --url http://$(HOST):$(PORT) --wait 60 --every 2 --interval 5 -v 0 & sim=$$!; \
 	  $(JOBS) & jobs=$$!; \
 	  trap 'kill $$sim $$jobs 2>/dev/null' EXIT INT TERM; \
 	  $(SERVER)

@@ -27,6 +27,7 @@ from command.place import snap
 from command.recommend import recommend
 from command.serialize import task_event_json, task_summary
 from command.workdays import add_working_hours
+from config import metrics
 from realtime import conf as rt_conf
 from realtime.actions import do_send_push
 from realtime.devices import UNIT_TABLES
@@ -271,6 +272,7 @@ def _position(data: dict[str, Any]) -> Point | None:
 def _record(actor: Actor, task: Task, action: str, from_state: str, to_state: str, at: datetime, *,
             reason: str = "", data: dict[str, Any] | None = None, before: dict[str, Any] | None = None,
             position: Point | None = None) -> TaskEvent:
+    metrics.count_dispatch_action(action)
     event = TaskEvent.objects.create(task=task, action=action, from_state=from_state, to_state=to_state,
                                      actor_id=actor.user_id, actor_name=actor.name, at=at, reason=reason,
                                      data=data or {}, geom=position)

@@ -24,6 +24,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 
 from config.bodylimit import BodyLimit  # noqa: E402
 from config.http import DIRECT_ROUTES  # noqa: E402
+from config.observe import TILE_ROUTE, MeteredRoute, MetricsASGI  # noqa: E402
 from realtime.asgi import IngestFastPath  # noqa: E402
 from realtime.auth import TokenAuthMiddleware, origin_checked  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -32,9 +33,9 @@ from tiles.asgi import TileFastPath  # noqa: E402
 tile_fast_path = TileFastPath(BodyLimit(django_asgi_app))
 # OneMap's own server protocol (config.http) answers signed tile URLs below ASGI; any other ASGI
 # server reaches the same fast path through the application.
-DIRECT_ROUTES.append(tile_fast_path)
+DIRECT_ROUTES.append(MeteredRoute(tile_fast_path, TILE_ROUTE))  # measured as MetricsASGI measures the rest
 
 application = ProtocolTypeRouter({
-    "http": IngestFastPath(tile_fast_path),
+    "http": MetricsASGI(IngestFastPath(tile_fast_path)),
     "websocket": origin_checked(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
 })

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from config import secret_key
 from config.env import BASE_DIR, database_from_url, env, env_bool, local_database_url
+from config.logs import logging_config
 
 DEBUG = env_bool("DEBUG", False)
 # ONEMAP_SECRET_KEY, else the random key `make setup` wrote to .var/secret_key; no default.
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.observe.RouteLabelMiddleware",  # metrics label requests by route template (config/observe.py)
     "accounts.login_limit.LoginBusyMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
@@ -167,13 +169,8 @@ OGC_NEXT_LIMIT_MAX = int(env("OGC_NEXT_LIMIT_MAX", "1000"))
 # reference strings reach GDAL, and OneMap only passes SRIDs from its own whitelists.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    # Tokens never reach a log (config/logredact.py; config/asgi.py adds it to uvicorn's handlers).
-    "filters": {"redact_tokens": {"()": "config.logredact.RedactTokens"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    # procrastinate announces every task registration at INFO on each start: keep its warnings only.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "procrastinate": {"level": "WARNING"}},
-}
+# Logs: text by default, ONEMAP_LOG_FORMAT=json for one JSON object a line (config/logs.py).
+LOGGING = logging_config(env("LOG_FORMAT", "text"), env("LOG_LEVEL", "INFO"))
+# /metrics answers staff users; loopback clients without a login only when this is on (never
+# behind a reverse proxy on the same machine: every client would then look local).
+ONEMAP_METRICS_LOOPBACK = env_bool("METRICS_LOOPBACK", False)

@@ -5,11 +5,13 @@ from django.urls import include, path
 
 from config import health
 from config.api import api
+from config.observe import metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("ogc/", include("geo.ogc.urls")),
     path("tiles/", include("tiles.urls")),
     path("", include("accounts.urls")),

@@ -16,6 +16,7 @@ import numpy as np
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from config import metrics
 from geo.crs import webmaps
 from realtime import conf
 from realtime.devices import UNIT_LABELS, UNIT_TABLES, DeviceIdentity, KnownDevice, known_devices
@@ -203,6 +204,7 @@ def do_ingest_fixes(raw_fixes: list[Any], identity: DeviceIdentity, *, default_c
         status = ACCEPTED if (fix.device_id, _micros(fix.recorded_at)) in inserted else DUPLICATE
         results[index] = {"index": index, "status": status}
     report = IngestReport([r for r in results if r is not None])
+    metrics.count_fixes(report.results)
     assert len(report.results) == len(raw_fixes), "every fix gets a result"
     return report
 

@@ -14,6 +14,7 @@ Django would give: the same view, the same problems; other paths go to Django un
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import logging
@@ -72,7 +73,9 @@ class IngestFastPath:
             request = ASGIRequest(scope, io.BytesIO(body))
             loop = asyncio.get_running_loop()
             try:
-                response = await loop.run_in_executor(INGEST_THREADS, run_on_ingest_thread, view, request)
+                # In this request's context: its logs carry its request id (config/logs.py).
+                response = await loop.run_in_executor(INGEST_THREADS, contextvars.copy_context().run,
+                                                      run_on_ingest_thread, view, request)
             except Exception:  # a bug: a 500 problem, as Django's handler would answer, and the log
                 log.exception("ingest %s failed", scope.get("path"))
                 response = HttpResponse(json.dumps({"type": "about:blank", "title": "Internal Server Error",

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from config import metrics
 from realtime import conf
 from realtime.units import ALL_KINDS, Subscription
 
@@ -220,6 +221,7 @@ class Feed:
         self._sweep_stale(now)
         if not self.pending:
             return None
+        metrics.observe_fanout_lag(now, self.pending)
         cutoff = now - self.stale_after
         units: list[str] = []
         removed: list[str] = []

@@ -18,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 
+from config.metrics import TILE_CACHE_HIT, TILE_CACHE_MISS
+
 log = logging.getLogger(__name__)
 ENTRY_OVERHEAD = 200  # bytes of bookkeeping counted per entry, so empty tiles still cost room
 
@@ -31,12 +33,17 @@ class LruBytes:
         self.entries: OrderedDict[str, bytes] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, *, count: bool = True) -> bytes | None:
+        """count: a hit is a hit of the tile cache (metrics); a second look of the same request
+        passes False. Misses are counted where a missed tile is stored (TileCache.set), since a
+        request may look here more than once before it renders."""
         with self.lock:
             value = self.entries.get(key)
             if value is not None:
                 self.entries.move_to_end(key)
-            return value
+        if value is not None and count:
+            TILE_CACHE_HIT.inc("local")
+        return value
 
     def set(self, key: str, value: bytes) -> None:
         cost = len(value) + ENTRY_OVERHEAD
@@ -87,6 +94,7 @@ class TileCache:
         """A value read from Redis (None if it had none), kept in the local LRU too."""
         if stored is None:
             return None
+        TILE_CACHE_HIT.inc("redis")
         # The client does not decode responses, so this is bytes; a str would be someone else's entry.
         value = stored if isinstance(stored, bytes) else str(stored).encode()
         self.local.set(key, value)
@@ -105,7 +113,7 @@ class TileCache:
 
     async def shared_get(self, key: str) -> bytes | None:
         """get() for the event loop: the local LRU, then Redis without blocking the loop."""
-        value = self.local.get(key)
+        value = self.local.get(key, count=False)  # the caller (tiles.asgi) looked there already
         if value is not None or self.redis is None:
             return value
         try:
@@ -117,6 +125,7 @@ class TileCache:
 
     async def shared_set(self, key: str, value: bytes, ttl_s: int) -> None:
         """set() for the event loop."""
+        TILE_CACHE_MISS.inc()
         self.local.set(key, value)
         if self.redis is not None:
             try:
@@ -125,6 +134,8 @@ class TileCache:
                 log.warning("tile cache: Redis set failed: %s", error)
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        """A tile rendered after a miss, kept (counted as the miss)."""
+        TILE_CACHE_MISS.inc()
         self.local.set(key, value)
         if self.redis is not None:
             try:
