@@ -5,6 +5,7 @@ streams. A bad frame gets an error message and the socket stays open."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -79,6 +80,16 @@ class JsonSocket(AsyncWebsocketConsumer):
         await self.send_json({"type": "pong", "ref": message.get("ref")})
 
 
+def _split_tasks_layer(message: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the `tasks` layer is asked for, and the subscription of units without it (None
+    when no unit layer is left). `tasks` is not a kind of unit: the unit checks never see it."""
+    layers = message.get("layers")
+    if not isinstance(layers, list) or "tasks" not in [layer for layer in layers if isinstance(layer, str)]:
+        return False, message
+    units = [layer for layer in layers if layer != "tasks"]
+    return True, ({**message, "layers": units} if units else None)
+
+
 def _groups_for(sub: Subscription) -> set[str]:
     if sub.scope.level == "city":
         return {ALL_GROUP, *(district_group(code) for code in district_codes())}
@@ -121,11 +132,15 @@ class MapConsumer(JsonSocket):
         return {**super().handlers(), "subscribe": self.on_subscribe}
 
     async def on_subscribe(self, message: dict[str, Any]) -> None:
+        tasks, units = _split_tasks_layer(message)
         try:
-            sub = check_subscription(message, self.jurisdiction)
+            sub = check_subscription(units if units is not None else {**message, "layers": ["officers"]},
+                                     self.jurisdiction)
         except SubscriptionInvalid as error:
             await self.send_error("invalid_subscription", str(error))
             return
+        if tasks:  # the tasks layer, with the unit layers asked for (none: no units)
+            sub = dataclasses.replace(sub, tasks=True, kinds=sub.kinds if units is not None else frozenset())
         hub = await Hub.get()
         if message.get("resume") is not None and await self._resume(hub, message["resume"]):
             return
@@ -167,6 +182,16 @@ class MapConsumer(JsonSocket):
         await self.send(text_data=stream.snapshot_text())
         await stream.attach(self)
         self._tell_lagging(hub, stream)
+        await self._send_open_tasks(stream)
+
+    async def _send_open_tasks(self, stream: Stream) -> None:
+        """The tasks layer's starting state, queued after attaching: a task event that comes in
+        meanwhile may reach the screen before it, and screens keep the higher `version` of a task."""
+        if stream.sub.tasks:
+            from command.live import open_tasks  # dispatch builds on realtime, not the reverse
+
+            body = await database_sync_to_async(open_tasks)(self.scope.get("user"), stream.sub)
+            stream.notice(json.dumps(body, ensure_ascii=False))
 
     @staticmethod
     def _tell_lagging(hub: Hub, stream: Stream) -> None:
@@ -201,6 +226,7 @@ class MapConsumer(JsonSocket):
             await self.send(text_data=text)
         await stream.attach(self)
         self._tell_lagging(hub, stream)
+        await self._send_open_tasks(stream)  # task messages are not replayed: their state is sent again
         return True
 
     async def send_stream_text(self, text: str) -> None:

@@ -181,6 +181,9 @@ class Hub:
             if not (isinstance(last, int | float) and last + 1.0 < self._rebuilt_from):
                 self.miss("an event could not be published")
             return
+        if message.get("kind") == "task":
+            self._task_event(message.get("data"))
+            return
         if message.get("kind") != "positions":
             return
         committed_at = message.get("committed_at")
@@ -193,6 +196,23 @@ class Hub:
             if records:
                 for feed in feeds:
                     feed.offer(records, district)
+
+    def _task_event(self, data: Any) -> None:
+        """A dispatch task changed: a `task` message to every screen whose subscription has the
+        tasks layer and whose scope (and bbox) holds the task's place."""
+        task = data.get("task") if isinstance(data, dict) else None
+        if not isinstance(task, dict):
+            return
+        text = None
+        for stream in list(self.streams.values()):
+            if stream.feed is None or not stream.sub.tasks:
+                continue
+            sub = stream.sub
+            if not sub.sees_place(task.get("district"), task.get("street")) or not sub.in_view(task):
+                continue
+            text = text or json.dumps({"type": "task", "action": data.get("action"), "task": task,
+                                       "event": data.get("event")}, ensure_ascii=False)
+            stream.notice(text)
 
     def _fresh(self, data: Any, committed_at: float | None) -> list[UnitRec]:
         records, shared, event_t = [], self.records, self.event_t

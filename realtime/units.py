@@ -45,6 +45,16 @@ class Subscription:
     scope: Jurisdiction  # the user's jurisdiction, possibly narrowed by the request
     bbox: tuple[float, float, float, float] | None = None
     kinds: frozenset[str] = ALL_KINDS
+    # The `tasks` layer: dispatch tasks as `task` messages beside the unit frames (realtime/README.md).
+    tasks: bool = False
+
+    def sees_place(self, district: str | None, street: str | None) -> bool:
+        """Is a place of this district and street inside the subscription's scope?"""
+        if self.scope.level == "city":
+            return True
+        if self.scope.level == "district":
+            return district == self.scope.district
+        return self.scope.level == "street" and street == self.scope.street
 
     def in_scope(self, record: dict[str, Any]) -> bool:
         if record["kind"] not in self.kinds:
@@ -64,8 +74,8 @@ class Subscription:
         return west <= record["lon"] <= east and south <= record["lat"] <= north
 
     def to_json(self) -> dict[str, Any]:
-        return {"scope": self.scope.label, "bbox": list(self.bbox) if self.bbox else None,
-                "layers": sorted(layer for layer, kind in LAYERS.items() if kind in self.kinds)}
+        layers = [layer for layer, kind in LAYERS.items() if kind in self.kinds] + (["tasks"] if self.tasks else [])
+        return {"scope": self.scope.label, "bbox": list(self.bbox) if self.bbox else None, "layers": sorted(layers)}
 
 
 def check_subscription(message: dict[str, Any], allowed: Jurisdiction) -> Subscription:
