@@ -43,6 +43,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# API paths get a problem+json body on a CSRF failure, pages Django's own (config/problems.py).
+CSRF_FAILURE_VIEW = "config.problems.csrf_failure"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 

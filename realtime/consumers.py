@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.jurisdiction import Jurisdiction
+from config import jsonparse
+from config.limits import WS_MAX_BYTES
 from realtime import conf
 from realtime.actions import (
     PushInvalid,
@@ -30,13 +33,19 @@ from realtime.units import Subscription, SubscriptionInvalid, check_subscription
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 1024 * 1024  # a field app's batch of buffered fixes fits; a screen's request is tiny
+# A field app's batch of buffered fixes fits; a screen's request is tiny. The server itself refuses
+# larger frames (uvicorn --ws-max-size, config/http.py) before buffering them; this is the check
+# for any other server.
+MAX_FRAME_BYTES = WS_MAX_BYTES
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, CLOSE_TAKEN_OVER = 4401, 4403, 4408, 4409
 
 
 class JsonSocket(AsyncWebsocketConsumer):
+    # A socket that takes fixes lets NaN through to parse_fix, as the HTTP ingest does.
+    allow_nan = False
+
     async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(message, ensure_ascii=False))
+        await self.send(text_data=json.dumps(message, ensure_ascii=False, allow_nan=False))
 
     async def send_error(self, error: str, detail: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "error": error, "detail": detail, **extra})
@@ -54,9 +63,9 @@ class JsonSocket(AsyncWebsocketConsumer):
             await self.send_error("frame_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
             return
         try:
-            message = json.loads(text_data)
-        except ValueError as error:
-            await self.send_error("malformed_json", str(error)[:200])
+            message = jsonparse.loads(text_data, allow_nan=self.allow_nan)
+        except jsonparse.JsonInvalid as error:
+            await self.send_error(error.reason, error.detail)
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.send_error("bad_frame", 'a frame is a JSON object with a "type"')
@@ -66,13 +75,28 @@ class JsonSocket(AsyncWebsocketConsumer):
             await self.send_error("unknown_type", f"unknown type {message['type'][:40]!r}",
                                   known=sorted(self.handlers()))
             return
-        await handler(message)
+        try:
+            await handler(message)
+        except Exception:
+            # A handler's bug must not drop the socket without a close frame (and every other
+            # subscription of the screen with it): the frame is answered, the bug logged.
+            log.exception("%s: the %r frame failed", type(self).__name__, message["type"][:40])
+            await self.send_error("server_error", "this frame could not be handled; the failure is logged",
+                                  ref=_ref(message))
 
     def handlers(self) -> dict[str, Any]:
         return {"ping": self.on_ping}
 
     async def on_ping(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "pong", "ref": message.get("ref")})
+        await self.send_json({"type": "pong", "ref": _ref(message)})
+
+
+def _ref(message: dict[str, Any]) -> Any:
+    """The client's ref echoed back, if it is a plain value (a ref is the client's own id)."""
+    ref = message.get("ref")
+    if isinstance(ref, float) and not math.isfinite(ref):
+        return None  # json.dumps would write NaN, which is no JSON
+    return ref if ref is None or isinstance(ref, str | int | float) else None
 
 
 def _groups_for(sub: Subscription) -> set[str]:
@@ -192,6 +216,7 @@ def _identity_for_user(user: Any) -> DeviceIdentity | None:
 
 class FieldConsumer(JsonSocket):
     identity: DeviceIdentity | None = None
+    allow_nan = True
 
     async def connect(self) -> None:
         identity = self.scope.get("device") or await database_sync_to_async(_identity_for_user)(self.scope.get("user"))
@@ -235,16 +260,16 @@ class FieldConsumer(JsonSocket):
         fixes = message.get("fixes") if message["type"] == "fixes" else [message.get("fix", message)]
         crs = message.get("crs", "wgs84")
         if not isinstance(fixes, list) or crs not in CRS_NAMES:
-            await self.send_error("bad_frame", f"fixes is a list; crs one of {', '.join(CRS_NAMES)}", ref=message.get("ref"))
+            await self.send_error("bad_frame", f"fixes is a list; crs one of {', '.join(CRS_NAMES)}", ref=_ref(message))
             return
         if len(fixes) > conf.get("MAX_BATCH_FIXES"):
-            await self.send_error("batch_too_large", f"at most {conf.get('MAX_BATCH_FIXES')} fixes", ref=message.get("ref"))
+            await self.send_error("batch_too_large", f"at most {conf.get('MAX_BATCH_FIXES')} fixes", ref=_ref(message))
             return
         fixes = [dict(f, device_id=f.get("device_id", self.identity.device_id)) if isinstance(f, dict) else f
                  for f in fixes]
         fixes = [{k: v for k, v in f.items() if k != "type"} if isinstance(f, dict) else f for f in fixes]
         report = await database_sync_to_async(do_ingest_fixes)(fixes, self.identity, default_crs=crs)
-        await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
+        await self.send_json({"type": "fix_result", "ref": _ref(message), **report.summary()})
 
     async def on_ack(self, message: dict[str, Any]) -> None:
         assert self.identity is not None
