@@ -48,10 +48,12 @@ accounts: fixtures
 	@$(PY) manage.py create_demo_accounts -v 0
 
 # Several worker processes share WebSocket subscribers and the tile cache through Redis: the
-# project-local one under .var/ unless REDIS_URL points elsewhere.
+# project-local one under .var/ unless REDIS_URL points elsewhere. The server's own limits are
+# config/limits.py's (WebSocket frames, graceful shutdown), as config.http.server_command has them.
 SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
 	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log \
+		--ws-max-size 1048576 --timeout-graceful-shutdown 10
 
 serve:
 	@echo "serve: http://$(HOST):$(PORT) ($(WORKERS) workers)"

@@ -21,17 +21,27 @@ send() messages and their checks, an asyncio.Event per request): about a sixth o
 CPU per cold z14 tile on the bench machine. Everything else (keep-alive, pipelined requests
 queued in order, shutdown, the keep-alive timeout, default headers, the access log, write flow
 control) goes through uvicorn's own code paths, since a DirectCycle stands where uvicorn's
-RequestResponseCycle would."""
+RequestResponseCycle would.
+
+Header timeout: a connection must send a complete request head within HEADER_TIMEOUT_S of
+connecting, or of the first byte of its next request. uvicorn has no such limit: its keep-alive
+timer is cancelled by the first byte received, so a client that sent half a header line held the
+connection (a file descriptor, buffers, a slot under --limit-concurrency) for ever. A connection
+that sent part of a request head is answered 408 and closed; one that sent nothing is closed."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import Any, Protocol
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+from config.limits import GRACEFUL_SHUTDOWN_S, HEADER_TIMEOUT_S, WS_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +207,57 @@ class DirectCycle:
         protocol.on_response_complete()
 
 
+# Seconds; ONEMAP_HEADER_TIMEOUT_S overrides it (tests use a short one).
+HEADER_TIMEOUT = float(os.environ.get("ONEMAP_HEADER_TIMEOUT_S", HEADER_TIMEOUT_S))
+_TIMEOUT_BODY = json.dumps({"type": "about:blank", "title": "Request Timeout", "status": 408,
+                            "detail": f"the request head did not arrive within {HEADER_TIMEOUT:g} s"}).encode()
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+                   b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _TIMEOUT_BODY)
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    header_timer: asyncio.TimerHandle | None = None
+    head_started = False  # bytes of a request head arrived (and its end did not)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)
+        self.arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_started = True
+        self.arm_header_timer()
+
+    def arm_header_timer(self) -> None:
+        self.disarm_header_timer()
+        self.header_timer = self.loop.call_later(HEADER_TIMEOUT, self.header_timeout)
+
+    def disarm_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def header_timeout(self) -> None:
+        self.header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's head waits while reading is paused for the one before it:
+            # the server is the slow one, not the client.
+            self.arm_header_timer()
+            return
+        if self.head_started:
+            self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self.disarm_header_timer()
+        self.head_started = False
         cycle = self.direct_cycle() if DIRECT_ROUTES else None
         if cycle is None:
             super().on_headers_complete()
@@ -238,6 +293,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         return None
 
     def handle_websocket_upgrade(self) -> None:
+        self.disarm_header_timer()
         if isinstance(self.transport, CoalescingTransport):
             self.transport.flush()
             self.transport = self.transport.transport
@@ -247,8 +303,13 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 PROTOCOL = "config.http:CoalescingHttpToolsProtocol"
 
 
+# The server's own limits (config/limits.py): WebSocket frames refused above the application's
+# limit as they arrive, and a bounded graceful shutdown.
+LIMIT_OPTIONS = ("--ws-max-size", str(WS_MAX_BYTES), "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S))
+
+
 def server_command(python: str, host: str, port: int, *options: str) -> list[str]:
     """OneMap's server command line, as tests and benchmarks start it (the Makefile's `serve`
-    spells out the same)."""
+    spells out the same; tests/test_limits.py checks that it does)."""
     return [python, "-m", "uvicorn", "config.asgi:application", "--http", PROTOCOL, "--host", host,
-            "--port", str(port), "--no-access-log", *options]
+            "--port", str(port), "--no-access-log", *LIMIT_OPTIONS, *options]
