@@ -95,6 +95,32 @@ def problem_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 # --- Django's error views (config/urls.py, settings.CSRF_FAILURE_VIEW) ---------------------------
 
+# Headers a refusal carries that the client needs (RFC 9110): kept when the body is replaced.
+KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+class ApiProblemMiddleware:
+    """An error on an API path that is not JSON (the empty 405 of Django's require_GET, a page a
+    middleware or a decorator answers) becomes a problem with the same status and headers."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api(request) or response.streaming:
+            return response
+        if "json" in response.get("Content-Type", ""):
+            return response  # a problem already, or a JSON error of the view's own
+        allow = response.get("Allow")
+        detail = f"{request.method} is not allowed here; use {allow}" if response.status_code == 405 and allow \
+            else getattr(response, "reason_phrase", "") or "refused"
+        problem = problem_response(Problem(response.status_code, detail))
+        for name in KEPT_HEADERS:
+            if response.has_header(name):
+                problem[name] = response[name]
+        return problem
+
 
 def is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIXES)
