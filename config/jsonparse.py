@@ -29,9 +29,10 @@ MAX_DEPTH = 32
 # Characters of one number literal: an epoch in ms is 13 digits, a coordinate with all its float
 # digits about 20; a 64-character number is no measurement.
 MAX_NUMBER_CHARS = 64
-# Escapes that can make a string PostgreSQL or UTF-8 refuses: NUL, and any surrogate (a proper
-# pair becomes one astral character and passes the walk).
-SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# What can make a string PostgreSQL or UTF-8 refuses: the escapes of NUL and of any surrogate (a
+# proper pair becomes one astral character and passes the walk), and a raw surrogate (in text a
+# Python caller passes; UTF-8 bytes cannot hold one).
+SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|[\ud800-\udfff]")
 BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 

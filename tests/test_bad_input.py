@@ -69,6 +69,7 @@ def device_post(path: str, token: str | None, body: str | bytes) -> dict[str, An
     ("[NaN]", "number_out_of_range"), ('{"x": Infinity}', "number_out_of_range"), ("-Infinity", "number_out_of_range"),
     ('{"a": "x\\u0000y"}', "invalid_string"), ('{"\\u0000": 1}', "invalid_string"), ('["\\ud800"]', "invalid_string"),
     ('"\\udfff\\ud800"', "invalid_string"), ("{", "malformed_json"), ("", "malformed_json"),
+    ('["\ud800"]', "invalid_string"),  # a raw surrogate, as a Python caller may pass text
     (b"\xff\xfe[]", "malformed_json"), ('"\\u0000"'.encode("utf-16"), "malformed_json"),
 ])
 def test_parser_refuses_with_a_reason(text: str | bytes, reason: str) -> None:
