@@ -104,6 +104,11 @@ def test_a_pool_thread_connection_keeps_at_most_its_bound(monkeypatch) -> None: 
 
     def on_a_fresh_connection() -> int:
         try:
+            # The pool may hand over a connection earlier tests prepared statements on (under the
+            # real bound): start it empty, server and psycopg's cache alike.
+            connection.ensure_connection()
+            connection.connection.execute("DEALLOCATE ALL")
+            connection.connection._prepared.clear()
             for query in queries:
                 service.run_tile_statement(query)
             with connection.cursor() as cursor:

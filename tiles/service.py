@@ -80,7 +80,7 @@ def run_tile_statement(tq: TileQuery) -> tuple[Any, Any, Any]:
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
     db.ensure_connection()
     raw = db.connection
-    if raw.prepare_threshold is None:
+    if raw.prepare_threshold is None or raw.prepared_max != MAX_PREPARED:  # a pooled connection set up before
         raw.prepare_threshold = ONLY_WHEN_ASKED
         raw.prepared_max = MAX_PREPARED
     started = time.monotonic()
