@@ -38,7 +38,7 @@ from config.asgi import application
 from config.problems import API_PREFIXES, PROBLEM_CONTENT_TYPE
 from geo.ogc import registry as ogc_registry
 from realtime.consumers import FieldConsumer, MapConsumer
-from tests.realtime_support import DISTRICT_A, STREET_A1, WAIT, in_db_thread, world  # noqa: F401 (a fixture)
+from tests.realtime_support import DISTRICT_A, STREET_A1, WAIT, in_db_thread, run, world  # noqa: F401 (a fixture)
 from tiles import registry as tile_registry
 
 pytestmark = pytest.mark.django_db
@@ -366,12 +366,8 @@ def call(request: Request, via_asgi: bool, client: Client) -> tuple[int, dict[st
         headers = [(b"host", b"testserver"), *((k.lower().encode(), v.encode()) for k, v in request.headers.items())]
         if request.content_type:
             headers.append((b"content-type", request.content_type.encode()))
-        loop = asyncio.new_event_loop()
-        try:
-            response = loop.run_until_complete(
-                HttpCommunicator(application, request.method, url, body=request.body, headers=headers).get_response(timeout=60))
-        finally:
-            loop.close()
+        response = run(HttpCommunicator(application, request.method, url, body=request.body, headers=headers)
+                       .get_response(timeout=60))
         return response["status"], {k.decode().lower(): v.decode() for k, v in response["headers"]}, response["body"]
     response = in_db_thread(lambda: client.generic(request.method, url, request.body, request.content_type or "",
                                                    headers=request.headers))
