@@ -56,11 +56,13 @@ demo-accounts: fixtures
 	@echo "demo accounts' password: $${ONEMAP_DEMO_PASSWORD:-onemap-demo}"
 
 # Several worker processes share WebSocket subscribers and the tile cache through Redis: the
-# project-local one under .var/ unless REDIS_URL points elsewhere.
+# project-local one under .var/ unless REDIS_URL points elsewhere. The server's own limits are
+# config/limits.py's (WebSocket frames, graceful shutdown), as config.http.server_command has them.
 SERVER = if [ -z "$$REDIS_URL" ]; then scripts/redis.sh start; export REDIS_URL=$$(scripts/redis.sh url); fi; \
 	$(PY) -m uvicorn config.asgi:application --http config.http:CoalescingHttpToolsProtocol \
 		--ws config.ws:BoundedCloseWebSocketProtocol --ws-ping-interval 20 --ws-ping-timeout 40 \
-		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log \
+		--ws-max-size 1048576 --timeout-graceful-shutdown 10
 
 # Prometheus multiprocess mode (config/metrics.py): the workers and the job runner write their
 # metrics under .var/metrics, emptied at each start so that counters begin at zero.

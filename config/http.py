@@ -21,12 +21,20 @@ send() messages and their checks, an asyncio.Event per request): about a sixth o
 CPU per cold z14 tile on the bench machine. Everything else (keep-alive, pipelined requests
 queued in order, shutdown, the keep-alive timeout, default headers, the access log, write flow
 control) goes through uvicorn's own code paths, since a DirectCycle stands where uvicorn's
-RequestResponseCycle would."""
+RequestResponseCycle would.
+
+Header timeout: a connection must send a complete request head within HEADER_TIMEOUT_S of
+connecting, or of the first byte of its next request. uvicorn has no such limit: its keep-alive
+timer is cancelled by the first byte received, so a client that sent half a header line held the
+connection (a file descriptor, buffers, a slot under --limit-concurrency) for ever. A connection
+that sent part of a request head is answered 408 and closed; one that sent nothing is closed."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import Any, Protocol
 
 import httptools
@@ -34,6 +42,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from config.headers import RAW_HEADERS
+from config.limits import GRACEFUL_SHUTDOWN_S, HEADER_TIMEOUT_S, WS_MAX_BYTES
 from config.ws import WS_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -200,12 +209,64 @@ class DirectCycle:
         protocol.on_response_complete()
 
 
+# Seconds; ONEMAP_HEADER_TIMEOUT_S overrides it (tests use a short one).
+HEADER_TIMEOUT = float(os.environ.get("ONEMAP_HEADER_TIMEOUT_S", HEADER_TIMEOUT_S))
+_TIMEOUT_BODY = json.dumps({"type": "about:blank", "title": "Request Timeout", "status": 408,
+                            "detail": f"the request head did not arrive within {HEADER_TIMEOUT:g} s"}).encode()
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+                   b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _TIMEOUT_BODY)
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    header_timer: asyncio.TimerHandle | None = None
+    # Since when the connection owes a request head (connecting, or the first byte of a request),
+    # None while none is owed; head_started: bytes of that head arrived. Per request these are two
+    # attribute writes: one timer per connection checks them (a timer armed and cancelled per
+    # request cost ~1-3 us, on the tile fast path's ~300 us).
+    head_since: float | None = None
+    head_started = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)
+        self.head_since = self.loop.time()
+        self.header_timer = self.loop.call_later(HEADER_TIMEOUT, self.check_head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_head_checks()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_since = self.loop.time()
+        self.head_started = True
+
+    def stop_head_checks(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def check_head(self) -> None:
+        """A head owed for HEADER_TIMEOUT: 408 if part of it came, else just close. A head begun
+        since the last check is checked again when its time is up (at most twice the timeout)."""
+        self.header_timer = None
+        if self.transport.is_closing():
+            return
+        waited = self.loop.time() - self.head_since if self.head_since is not None else 0.0
+        in_cycle = self.cycle is not None and not self.cycle.response_complete
+        if self.head_since is None or waited < HEADER_TIMEOUT or in_cycle:
+            # Nothing owed (idle keep-alive is uvicorn's timeout), not yet due, or a pipelined
+            # head waiting while reading is paused for the request before it (the server is slow).
+            self.header_timer = self.loop.call_later(max(HEADER_TIMEOUT - waited, 0.05) if not in_cycle
+                                                     else HEADER_TIMEOUT, self.check_head)
+            return
+        if self.head_started:
+            self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self.head_since = None
+        self.head_started = False
         cycle = self.direct_cycle() if DIRECT_ROUTES else None
         if cycle is None:
             super().on_headers_complete()
@@ -241,6 +302,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         return None
 
     def handle_websocket_upgrade(self) -> None:
+        self.stop_head_checks()
         if isinstance(self.transport, CoalescingTransport):
             self.transport.flush()
             self.transport = self.transport.transport
@@ -250,8 +312,13 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 PROTOCOL = "config.http:CoalescingHttpToolsProtocol"
 
 
+# The server's own limits (config/limits.py): WebSocket frames refused above the application's
+# limit as they arrive, and a bounded graceful shutdown.
+LIMIT_OPTIONS = ("--ws-max-size", str(WS_MAX_BYTES), "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S))
+
+
 def server_command(python: str, host: str, port: int, *options: str) -> list[str]:
     """OneMap's server command line, as tests and benchmarks start it (the Makefile's `serve`
-    spells out the same)."""
+    spells out the same; tests/test_limits.py checks that it does)."""
     return [python, "-m", "uvicorn", "config.asgi:application", "--http", PROTOCOL, *WS_OPTIONS, "--host", host,
-            "--port", str(port), "--no-access-log", *options]
+            "--port", str(port), "--no-access-log", *LIMIT_OPTIONS, *options]

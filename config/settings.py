@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.headers.SecurityHeadersMiddleware",  # CSP and friends on every answer (config/headers.py)
+    # Outermost: an error on an API path leaves as a problem, whichever layer answered it.
+    "config.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # 503 + Retry-After while PostgreSQL is away, instead of a 500 after the pool's timeout.
     "config.dbhealth.DatabaseAvailabilityMiddleware",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# API paths get a problem+json body on a CSRF failure, pages Django's own (config/problems.py).
+CSRF_FAILURE_VIEW = "config.problems.csrf_failure"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 

@@ -1,4 +1,5 @@
-"""The composition root of URLs: each domain contributes its own urls module."""
+"""The composition root of URLs: each domain contributes its own urls module. Django's error
+views answer API paths with RFC 9457 problems (config.problems)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -19,3 +20,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("frontend.urls")),
 ]
+
+handler400 = "config.problems.bad_request"
+handler403 = "config.problems.permission_denied"
+handler404 = "config.problems.page_not_found"
+handler500 = "config.problems.server_error"

@@ -16,12 +16,12 @@ import numpy as np
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from config import metrics
+from config import jsonparse, metrics
 from geo.crs import webmaps
 from realtime import conf
 from realtime.devices import UNIT_LABELS, UNIT_TABLES, DeviceIdentity, KnownDevice, known_devices
 from realtime.events import send_district_events, send_event
-from realtime.fixes import Fix, FixRejected, parse_fix
+from realtime.fixes import DEVICE_ID_RE, Fix, FixRejected, parse_fix
 from realtime.models import Push
 from realtime.units import UNIT_COLUMNS, unit_record
 
@@ -222,11 +222,23 @@ def push_message(push: Push) -> dict[str, Any]:
 
 
 def check_push(device_id: str, kind: str, payload: Any) -> KnownDevice:
-    if kind not in Push.Kind.values:
+    """What jsonb and the device's app can take: the API's parser already refused the rest, but
+    pushes are also made in Python (commands, dispatch), where NaN or a NUL would fail only at
+    the INSERT."""
+    if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
+        raise PushInvalid("device_id is 1-64 printable ASCII characters without spaces")
+    if not isinstance(kind, str) or kind not in Push.Kind.values:
         raise PushInvalid(f"kind must be one of {', '.join(Push.Kind.values)}")
     if not isinstance(payload, dict):
         raise PushInvalid("payload must be a JSON object")
-    if len(json.dumps(payload, ensure_ascii=False).encode()) > MAX_PUSH_PAYLOAD_BYTES:
+    try:
+        jsonparse.check_tree(payload)  # depth, NUL, lone surrogates
+        size = len(json.dumps(payload, ensure_ascii=False, allow_nan=False).encode())
+    except jsonparse.JsonInvalid as error:
+        raise PushInvalid(f"payload: {error.detail}") from None
+    except (ValueError, TypeError, RecursionError) as error:  # NaN/Infinity, or not JSON at all
+        raise PushInvalid(f"payload is not JSON: {str(error)[:100]}") from None
+    if size > MAX_PUSH_PAYLOAD_BYTES:
         raise PushInvalid(f"payload is larger than {MAX_PUSH_PAYLOAD_BYTES} bytes")
     device = known_devices([device_id]).get(device_id)
     if device is None:

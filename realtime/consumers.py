@@ -8,13 +8,15 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.jurisdiction import Jurisdiction
-from config import dbhealth
+from config import dbhealth, jsonparse
+from config.limits import WS_MAX_BYTES
 from config.problems import Problem
 from realtime import conf
 from realtime.actions import (
@@ -35,13 +37,19 @@ from realtime.units import Subscription, SubscriptionInvalid, check_subscription
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 1024 * 1024  # a field app's batch of buffered fixes fits; a screen's request is tiny
+# A field app's batch of buffered fixes fits; a screen's request is tiny. The server itself refuses
+# larger frames (uvicorn --ws-max-size, config/http.py) before buffering them; this is the check
+# for any other server.
+MAX_FRAME_BYTES = WS_MAX_BYTES
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TOO_SLOW, CLOSE_TAKEN_OVER = 4401, 4403, 4408, 4409
 
 
 class JsonSocket(AsyncWebsocketConsumer):
+    # A socket that takes fixes lets NaN through to parse_fix, as the HTTP ingest does.
+    allow_nan = False
+
     async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(message, ensure_ascii=False))
+        await self.send(text_data=json.dumps(message, ensure_ascii=False, allow_nan=False))
 
     async def send_error(self, error: str, detail: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "error": error, "detail": detail, **extra})
@@ -59,9 +67,9 @@ class JsonSocket(AsyncWebsocketConsumer):
             await self.send_error("frame_too_large", f"a frame is at most {MAX_FRAME_BYTES} bytes")
             return
         try:
-            message = json.loads(text_data)
-        except ValueError as error:
-            await self.send_error("malformed_json", str(error)[:200])
+            message = jsonparse.loads(text_data, allow_nan=self.allow_nan)
+        except jsonparse.JsonInvalid as error:
+            await self.send_error(error.reason, error.detail)
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.send_error("bad_frame", 'a frame is a JSON object with a "type"')
@@ -71,13 +79,28 @@ class JsonSocket(AsyncWebsocketConsumer):
             await self.send_error("unknown_type", f"unknown type {message['type'][:40]!r}",
                                   known=sorted(self.handlers()))
             return
-        await handler(message)
+        try:
+            await handler(message)
+        except Exception:
+            # A handler's bug must not drop the socket without a close frame (and every other
+            # subscription of the screen with it): the frame is answered, the bug logged.
+            log.exception("%s: the %r frame failed", type(self).__name__, message["type"][:40])
+            await self.send_error("server_error", "this frame could not be handled; the failure is logged",
+                                  ref=_ref(message))
 
     def handlers(self) -> dict[str, Any]:
         return {"ping": self.on_ping}
 
     async def on_ping(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "pong", "ref": message.get("ref")})
+        await self.send_json({"type": "pong", "ref": _ref(message)})
+
+
+def _ref(message: dict[str, Any]) -> Any:
+    """The client's ref echoed back, if it is a plain value (a ref is the client's own id)."""
+    ref = message.get("ref")
+    if isinstance(ref, float) and not math.isfinite(ref):
+        return None  # json.dumps would write NaN, which is no JSON
+    return ref if ref is None or isinstance(ref, str | int | float) else None
 
 
 def _split_tasks_layer(message: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
@@ -253,6 +276,7 @@ def _identity_for_user(user: Any) -> DeviceIdentity | None:
 class FieldConsumer(JsonSocket):
     identity: DeviceIdentity | None = None
     gone = False  # disconnected: nothing to catch up
+    allow_nan = True
 
     async def connect(self) -> None:
         identity = self.scope.get("device") or await database_sync_to_async(_identity_for_user)(self.scope.get("user"))
@@ -344,10 +368,10 @@ class FieldConsumer(JsonSocket):
         fixes = message.get("fixes") if message["type"] == "fixes" else [message.get("fix", message)]
         crs = message.get("crs", "wgs84")
         if not isinstance(fixes, list) or crs not in CRS_NAMES:
-            await self.send_error("bad_frame", f"fixes is a list; crs one of {', '.join(CRS_NAMES)}", ref=message.get("ref"))
+            await self.send_error("bad_frame", f"fixes is a list; crs one of {', '.join(CRS_NAMES)}", ref=_ref(message))
             return
         if len(fixes) > conf.get("MAX_BATCH_FIXES"):
-            await self.send_error("batch_too_large", f"at most {conf.get('MAX_BATCH_FIXES')} fixes", ref=message.get("ref"))
+            await self.send_error("batch_too_large", f"at most {conf.get('MAX_BATCH_FIXES')} fixes", ref=_ref(message))
             return
         fixes = [dict(f, device_id=f.get("device_id", self.identity.device_id)) if isinstance(f, dict) else f
                  for f in fixes]
@@ -359,7 +383,7 @@ class FieldConsumer(JsonSocket):
             if not isinstance(error, Problem) and not dbhealth.note_failure(error):
                 raise
             await self.send_error("database_unavailable", "the database is unavailable; send the fixes again later",
-                                  ref=message.get("ref"), retry_after=dbhealth.RETRY_AFTER_S)
+                                  ref=_ref(message), retry_after=dbhealth.RETRY_AFTER_S)
             return
         await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
 

@@ -54,6 +54,8 @@ def _number(value: Any, field: str) -> float:
         number = float(value)
     except ValueError:
         raise FixRejected("invalid_" + field, f"{field} is not a number: {str(value)[:40]!r}") from None
+    except OverflowError:  # an int beyond a double (the JSON parser allows 64 digits, Python callers any)
+        raise FixRejected("invalid_" + field, f"{field} is out of range") from None
     if not math.isfinite(number):
         raise FixRejected("invalid_" + field, f"{field} must be finite, not {number}")
     return number
@@ -92,7 +94,7 @@ def parse_fix(raw: Any, default_crs: str = "wgs84") -> Fix:
     if isinstance(device, bool) or not isinstance(device, str | int):
         raise FixRejected("invalid_device_id", "device_id must be a string")
     device = str(device)
-    if not DEVICE_ID_RE.match(device):
+    if not DEVICE_ID_RE.fullmatch(device):  # (match would let a trailing newline through)
         raise FixRejected("invalid_device_id", "device_id is 1-64 printable ASCII characters without spaces")
     recorded_at = parse_time(_first(raw, "time", "recorded_at", "timestamp"))
     lon_raw, lat_raw = _first(raw, "lon", "longitude"), _first(raw, "lat", "latitude")

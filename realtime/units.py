@@ -78,6 +78,17 @@ class Subscription:
         return {"scope": self.scope.label, "bbox": list(self.bbox) if self.bbox else None, "layers": sorted(layers)}
 
 
+def _degrees(value: Any) -> float | None:
+    """A finite float from a JSON number; None for anything else (an int beyond a double too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def check_subscription(message: dict[str, Any], allowed: Jurisdiction) -> Subscription:
     """A screen's request narrowed to what its user may see; asking for more is an error."""
     if allowed.level == "none":
@@ -102,15 +113,17 @@ def check_subscription(message: dict[str, Any], allowed: Jurisdiction) -> Subscr
             raise SubscriptionInvalid(f"district {district} is outside this account's jurisdiction ({allowed.label})")
     bbox = message.get("bbox")
     if bbox is not None:
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):
+        degrees = [d for v in bbox if (d := _degrees(v)) is not None] if isinstance(bbox, list) and len(bbox) == 4 else []
+        if len(degrees) != 4:
             raise SubscriptionInvalid("bbox is [west, south, east, north] in degrees")
-        west, south, east, north = (float(v) for v in bbox)
+        west, south, east, north = degrees
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
             raise SubscriptionInvalid("bbox needs west < east and south < north, in lon/lat range")
         bbox = (west, south, east, north)
     layers = message.get("layers", list(LAYERS))
-    if not isinstance(layers, list) or not layers or any(layer not in LAYERS for layer in layers):
+    # isinstance first: a list or an object is unhashable, and `in LAYERS` would raise.
+    if not isinstance(layers, list) or not layers or any(not isinstance(layer, str) or layer not in LAYERS
+                                                         for layer in layers):
         raise SubscriptionInvalid(f"layers is a non-empty list of {', '.join(LAYERS)}")
     return Subscription(scope, bbox, frozenset(LAYERS[layer] for layer in layers))
 

@@ -3,7 +3,6 @@ call the action, render the result; every error is an RFC 9457 problem, never a 
 
 from __future__ import annotations
 
-import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,13 +14,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.jurisdiction import Jurisdiction
 from accounts.models import Role
-from config import dbhealth
+from config import dbhealth, jsonparse
 from config.dbthreads import keep_connection_fresh
 from config.problems import Problem, problem_response, problem_view, unauthorized
 from realtime import conf
 from realtime.actions import PushInvalid, do_ingest_fixes, do_send_push
 from realtime.devices import DeviceIdentity, authenticate_device, known_devices
-from realtime.fixes import CRS_NAMES
+from realtime.fixes import CRS_NAMES, DEVICE_ID_RE
 from realtime.models import Push
 
 KNOTS_TO_MPS = 0.514444  # OsmAnd / Traccar Client send speed in knots on the query string
@@ -57,11 +56,13 @@ def _body(request: HttpRequest) -> bytes:
         raise Problem(413, f"the body is larger than {limit} bytes", title="Content Too Large") from None
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytes, *, fixes: bool = False) -> Any:
+    """The body through the shared parser (config.jsonparse): depth, numbers and strings limited.
+    fixes: a NaN is one fix's error, not the batch's (parse_fix checks every number)."""
     try:
-        return json.loads(body)
-    except ValueError as error:  # includes bad UTF-8
-        raise Problem(400, f"malformed JSON: {str(error)[:200]}", reason="malformed_json") from None
+        return jsonparse.loads(body, allow_nan=fixes)
+    except jsonparse.JsonInvalid as error:
+        raise Problem(400, error.detail, reason=error.reason) from None
 
 
 # Ingest runs on these threads, not on Django's per-request thread: a thread made for one
@@ -104,7 +105,7 @@ def positions_view(request: HttpRequest) -> HttpResponse:
     identity = _device(request)
     if request.content_type != "application/json":
         raise Problem(415, "send Content-Type: application/json", title="Unsupported Media Type")
-    data = _json(_body(request))
+    data = _json(_body(request), fixes=True)
     crs = "wgs84"
     if isinstance(data, dict):
         crs = data.get("crs", "wgs84")
@@ -120,16 +121,21 @@ def positions_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse(report.summary())
 
 
-def _osmand_fixes(request: HttpRequest) -> tuple[list[dict[str, Any]], str | None]:
-    """The fixes of an OsmAnd request: query/form parameters (Traccar Client up to 8, OsmAnd), or
-    the JSON body of Traccar Client 9 ({"device_id", "location": {...} or [...]})."""
+def _osmand_params(request: HttpRequest) -> tuple[dict[str, str], str | None]:
+    """The query/form parameters of an OsmAnd request (Traccar Client up to 8, OsmAnd), and the
+    token among them."""
     params = request.GET.dict()
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
         params.update(request.POST.dict())
-    token = params.pop("token", None)
+    return params, params.pop("token", None)
+
+
+def _osmand_fixes(request: HttpRequest, params: dict[str, str]) -> list[dict[str, Any]]:
+    """The fixes of an OsmAnd request: the parameters, or the JSON body of Traccar Client 9
+    ({"device_id", "location": {...} or [...]})."""
     body = _body(request) if request.method == "POST" else b""
     if body.lstrip().startswith(b"{") or request.content_type == "application/json":
-        data = _json(body)
+        data = _json(body, fixes=True)
         if not isinstance(data, dict):
             raise Problem(400, "the JSON body is an object", reason="malformed_json")
         locations = data.get("location")
@@ -152,7 +158,7 @@ def _osmand_fixes(request: HttpRequest) -> tuple[list[dict[str, Any]], str | Non
                 # transistorsoft reports the level 0..1 (and -1 when unknown)
                 "battery": round(level * 100, 1) if isinstance(level, int | float) and 0 <= level <= 1 else None,
             })
-        return fixes, token
+        return fixes
     fix: dict[str, Any] = {k: params.get(k) for k in ("id", "lat", "lon", "timestamp", "bearing", "accuracy", "batt")}
     speed = params.get("speed")
     if speed not in (None, ""):
@@ -162,15 +168,17 @@ def _osmand_fixes(request: HttpRequest) -> tuple[list[dict[str, Any]], str | Non
             fix["speed"] = speed  # parse_fix names the bad value
     if not fix.get("id"):
         raise Problem(400, "the id parameter (the device identifier) is missing", reason="missing_device_id")
-    return [fix], token
+    return [fix]
 
 
 @problem_view
 def osmand_view(request: HttpRequest) -> HttpResponse:
-    """/ingest/osmand: the OsmAnd protocol, as the Traccar Client phone app speaks it."""
+    """/ingest/osmand: the OsmAnd protocol, as the Traccar Client phone app speaks it. The token
+    is checked before the body is read or parsed: an anonymous client gets a 401, never work."""
     _method(request, "GET", "POST")
-    fixes, token = _osmand_fixes(request)
+    params, token = _osmand_params(request)
     identity = _device(request, token)
+    fixes = _osmand_fixes(request, params)
     if not fixes:
         raise Problem(400, "no location in the request", reason="missing_coordinates")
     report = do_ingest_fixes(fixes, identity)
@@ -227,6 +235,8 @@ def pushes(request: HttpRequest) -> HttpResponse:
     data = _json(_body(request))
     if not isinstance(data, dict) or not isinstance(data.get("device_id"), str):
         raise Problem(400, 'the body is {"device_id", "kind", "payload"}')
+    if not DEVICE_ID_RE.fullmatch(data["device_id"]):
+        raise Problem(400, "device_id is 1-64 printable ASCII characters without spaces", reason="invalid_device_id")
     _check_device_in(jurisdiction, data["device_id"])
     payload: Any = data.get("payload")  # unchecked JSON: do_send_push rejects anything but an object
     try:

@@ -22,15 +22,24 @@ through the thread pool instead. A request cancelled meanwhile just leaves its a
 
 Deliberately small: a few connections per worker process, each bound to the event loop that
 opened it, with its own prepared statements (one per statement text, that is per request shape,
-as psycopg's prepare=True), text parameters typed by PostgreSQL as pgbench's are, binary results."""
+as psycopg's prepare=True), text parameters typed by PostgreSQL as pgbench's are, binary results.
+
+The prepared statements of a connection are bounded (MAX_PREPARED, least recently used first
+out, closed on the server): a tile statement costs its backend ~265 KB, and request shapes
+(layers, filters, jurisdiction, zoom) are many, so unbounded they grew two backends to ~600 MiB
+each in 72 s. Only a statement whose PREPARE the server confirmed is closed, so a close never
+names a statement that does not exist, and names are never reused."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import logging
+import os
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -41,8 +50,15 @@ from psycopg import pq
 
 from tiles.sql import Params
 
+log = logging.getLogger(__name__)
+
 # A connection is replaced after this long, as the pool threads' are (tiles.asgi).
 KEEP_CONNECTION_S = 300
+# Prepared tile statements kept per connection (this one's and the pool threads' psycopg
+# connections, tiles.service): a map's working set is a few shapes per zoom level.
+MAX_PREPARED = int(os.environ.get("ONEMAP_TILE_MAX_PREPARED", "64"))
+# libpq 17 closes a prepared statement at the protocol level (no SQL to parse); before, DEALLOCATE.
+CLOSE_AT_PROTOCOL_LEVEL = pq.version() >= 170000
 PLACEHOLDER = re.compile(r"%s|%%")
 Row = tuple[bytes, bytes, bytes]
 
@@ -80,23 +96,30 @@ class Pending:
     """What the connection waits for, in the order PostgreSQL answers: a PREPARE, a statement
     (with the future of its row), or a Sync."""
 
-    kind: str  # "prepare" | "query" | "sync"
+    kind: str  # "prepare" | "query" | "sync" | "deallocate"
     sql: str = ""
     params: list[bytes] = field(default_factory=list)
     future: asyncio.Future[Row] | None = None
     retried: bool = False
     error: str = ""  # set when its PREPARE failed: the statement fails with that error
+    name: bytes = b""  # of the statement prepared or deallocated
 
 
 class PipelinedConnection:
-    def __init__(self, conn: psycopg.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, conn: psycopg.Connection, loop: asyncio.AbstractEventLoop,
+                 max_prepared: int = MAX_PREPARED) -> None:
         self.conn = conn
         self.pgconn = conn.pgconn
         self.loop = loop
         self.pgconn.nonblocking = 1
         self.pgconn.enter_pipeline_mode()
         self.fd = self.pgconn.socket
-        self.prepared: dict[str, bytes] = {}
+        # statement text -> name, least recently used first; on_server: the names whose PREPARE
+        # the server confirmed (and that are not yet deallocated).
+        self.prepared: OrderedDict[str, bytes] = OrderedDict()
+        self.on_server: set[bytes] = set()
+        self.max_prepared = max(1, max_prepared)
+        self.names = itertools.count()
         self.pending: deque[Pending] = deque()
         self.results: list[pq.abc.PGresult] = []  # of the statement being read
         self.batch_open = False
@@ -122,20 +145,49 @@ class PipelinedConnection:
         try:
             name = self.prepared.get(sql)
             if name is None:
-                name = f"onemap_tile_{len(self.prepared)}".encode()
+                name = f"onemap_tile_{next(self.names)}".encode()
                 self.pgconn.send_prepare(name, numbered(sql))
-                self.pending.append(Pending("prepare", sql))
+                self.pending.append(Pending("prepare", sql, name=name))
                 self.prepared[sql] = name
+                self.trim()
+            else:
+                self.prepared.move_to_end(sql)
             self.pgconn.send_query_prepared(name, params, result_format=1)
         except psycopg.Error as error:
             self.fail(error)
             future.set_exception(LoopDatabaseError(str(error)))
             return future
         self.pending.append(Pending("query", sql, params, future, retried))
+        self.open_batch()
+        return future
+
+    def open_batch(self) -> None:
         if not self.batch_open:  # the Sync (and the write) once this turn of the loop is done
             self.batch_open = True
             self.loop.call_soon(self.end_batch)
-        return future
+
+    def trim(self) -> None:
+        """Deallocate the least recently used statements beyond max_prepared; only confirmed
+        ones (a PREPARE still in flight may yet fail; trim runs again when it is confirmed).
+        The deallocation follows every use of the statement already sent, in pipeline order."""
+        excess = len(self.prepared) - self.max_prepared
+        if excess <= 0:
+            return
+        for sql, name in list(self.prepared.items()):
+            if excess <= 0:
+                break
+            if name in self.on_server:
+                del self.prepared[sql]
+                self.deallocate(name)
+                excess -= 1
+
+    def deallocate(self, name: bytes) -> None:
+        if CLOSE_AT_PROTOCOL_LEVEL:
+            self.pgconn.send_close_prepared(name)
+        else:
+            self.pgconn.send_query_params(b"DEALLOCATE " + name, None)
+        self.pending.append(Pending("deallocate", name=name))
+        self.open_batch()
 
     def end_batch(self) -> None:
         self.batch_open = False
@@ -202,13 +254,28 @@ class PipelinedConnection:
                 else:
                     item.future.set_result(row)  # type: ignore[arg-type]
             return
+        if status == pq.ExecStatus.COMMAND_OK and item.kind == "prepare":
+            self.on_server.add(item.name)
+            self.trim()  # (if more than max_prepared were in flight at once)
+            return
+        if status == pq.ExecStatus.COMMAND_OK and item.kind == "deallocate":
+            self.on_server.discard(item.name)
+            return
         error = result.error_message.decode(errors="replace").strip() or pq.ExecStatus(status).name
         severity = result.error_field(pq.DiagnosticField.SEVERITY_NONLOCALIZED)
-        if item.kind == "prepare":
-            if status != pq.ExecStatus.COMMAND_OK:
+        if item.kind == "deallocate":
+            if status == pq.ExecStatus.PIPELINE_ABORTED and item.name in self.on_server:
+                self.deallocate(item.name)  # an earlier statement of its batch failed: it never ran
+            else:
+                log.warning("tile statement %s could not be deallocated: %s", item.name.decode(), error)
+                self.on_server.discard(item.name)
+        elif item.kind == "prepare":
+            if self.prepared.get(item.sql) == item.name:
                 del self.prepared[item.sql]
-                if self.pending and self.pending[0].kind == "query":  # its statement: aborted, and failed for this
-                    self.pending[0].error = error
+            # Its statement follows, aborted: it fails for this error, or, if the PREPARE was only
+            # aborted by an earlier failure in the batch, it is sent again (and prepared again).
+            if status != pq.ExecStatus.PIPELINE_ABORTED and self.pending and self.pending[0].kind == "query":
+                self.pending[0].error = error
         elif waiting:
             assert item.future is not None
             if status == pq.ExecStatus.PIPELINE_ABORTED and not item.error and not item.retried:
@@ -258,8 +325,10 @@ class LoopDatabase:
     """Up to `size` pipelined connections of one worker process; a statement goes to the one with
     the fewest statements in flight, and a second connection is opened only when all are busy."""
 
-    def __init__(self, size: int, connect: Callable[[], psycopg.Connection], executor: Executor) -> None:
+    def __init__(self, size: int, connect: Callable[[], psycopg.Connection], executor: Executor,
+                 max_prepared: int = MAX_PREPARED) -> None:
         self.size = size
+        self.max_prepared = max_prepared
         self.connect = connect  # blocking: runs in `executor`
         self.executor = executor
         self.connections: list[PipelinedConnection] = []
@@ -300,7 +369,7 @@ class LoopDatabase:
     async def open(self, loop: asyncio.AbstractEventLoop) -> PipelinedConnection:
         try:
             raw = await loop.run_in_executor(self.executor, self.connect)
-            conn = PipelinedConnection(raw, loop)
+            conn = PipelinedConnection(raw, loop, self.max_prepared)
             self.connections.append(conn)
             return conn
         finally:

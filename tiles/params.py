@@ -16,6 +16,7 @@ from tiles.sql import LayerQuery
 # Query parameters that are not filters: the version digest and the signed token of a tile URL.
 RESERVED_PARAMS = {"v", "t"}
 MAX_LAYERS = len(registry.LAYERS)
+ORDER = {layer.id: index for index, layer in enumerate(registry.LAYERS)}
 
 
 def parse_layers(raw: str) -> tuple[TileLayer, ...]:
@@ -29,7 +30,10 @@ def parse_layers(raw: str) -> tuple[TileLayer, ...]:
             known = ", ".join(layer.id for layer in registry.LAYERS)
             raise Problem(404, f"No tile layer {layer_id[:64]!r}. Layers: {known}.", title="Unknown layer")
         layers.append(layer)
-    return tuple(layers)
+    # In the registry's order, whatever the URL's: "a,b" and "b,a" are one request shape, so one
+    # cache key and one prepared statement (each layer order used to be a statement of its own:
+    # 6,000 shuffled requests grew two PostgreSQL backends to ~600 MiB each).
+    return tuple(sorted(layers, key=lambda layer: ORDER[layer.id]))
 
 
 def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:

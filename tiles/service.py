@@ -28,6 +28,7 @@ from isal import igzip
 from geo.ogc.registry import JURISDICTION
 from tiles import derived
 from tiles.cache import tile_cache
+from tiles.loopdb import MAX_PREPARED
 from tiles.params import filter_query_string
 from tiles.sql import TileQuery, derived_layers, tile_sql, versions_sql
 
@@ -73,13 +74,15 @@ def run_tile_statement(tq: TileQuery) -> tuple[Any, Any, Any]:
     psycopg connection: Django's cursor binds client-side (psycopg's ClientCursor), so PostgreSQL
     would parse and plan the whole statement on every tile and send the bytea hex-encoded. The
     statement's text depends only on its shape (layers, generalisation, filters, scope), so psycopg
-    prepares each shape once per connection (and keeps up to `prepared_max` of them)."""
+    prepares each shape once per connection, and keeps the MAX_PREPARED most recently used
+    (psycopg's prepared_max: it deallocates the least recently used beyond it)."""
     sql, params = tile_sql(tq)
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
     db.ensure_connection()
     raw = db.connection
-    if raw.prepare_threshold is None:
+    if raw.prepare_threshold is None or raw.prepared_max != MAX_PREPARED:  # a pooled connection set up before
         raw.prepare_threshold = ONLY_WHEN_ASKED
+        raw.prepared_max = MAX_PREPARED
     started = time.monotonic()
     with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True, binary=True)
