@@ -44,7 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.headers.SecurityHeadersMiddleware",  # CSP and friends on every answer (config/headers.py)
-    # Outermost: an error on an API path leaves as a problem, whichever layer answered it.
+    # Next to outermost: an error on an API path leaves as a problem, whichever layer answered it
+    # (the security headers, outermost, are added to it too).
     "config.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # 503 + Retry-After while PostgreSQL is away, instead of a 500 after the pool's timeout.
