@@ -95,7 +95,9 @@ export function startLive(map, config, hooks = {}) {
     const fill = (c) => ['case', ['get', 'stale'], 'rgba(255,255,255,0.15)', c];
     const ring = (c) => ['case', ['get', 'stale'], c, '#ffffff'];
     map.addLayer({id: 'live-cluster', type: 'circle', source: 'live-units', filter: ['has', 'point_count'],
-      paint: {'circle-color': colours.cluster, 'circle-opacity': 0.75,
+      // A cluster of stale units only is grey: the wall tells at a glance where nobody reports.
+      paint: {'circle-color': ['case', ['>=', ['get', 'stale'], ['get', 'point_count']], '#6b7885', colours.cluster],
+              'circle-opacity': 0.75,
               'circle-radius': ['interpolate', ['linear'], ['get', 'point_count'], 2, 9, 100, 16, 1000, 26],
               'circle-stroke-color': '#ffffff', 'circle-stroke-width': 1}}, before);
     map.addLayer({id: 'live-cluster-count', type: 'symbol', source: 'live-units', filter: ['has', 'point_count'],

@@ -1,0 +1,127 @@
+"""The three modes of the one map in a real browser (Debian's Chromium through Playwright): each
+renders every layer of the basemap and the live units, at its real screen size (screenshots kept
+in .var/artifacts/); the wall's tiles join into one view and its banners follow the live feed; the
+console searches and names what it shows; the phone reports its position and acknowledges a push."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser_support import browser, open_mode, rendered, screenshot, server, settle  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser]
+
+# Every layer of the basemap and of the units, as the map names them.
+# (A district's name is one label point: drawn at city zoom, see CITY_LAYERS.)
+BASE_LAYERS = ["district-fill", "district-line", "street-line", "street-label", "gridcell-line",
+               "gridcell-label", "community-label", "hotspot", "camera"]
+UNIT_LAYERS = ["live-officer"]
+CITY_LAYERS = ["district-fill", "district-line", "district-label", "hotspot-cluster", "camera-cluster", "live-cluster"]
+# Where every layer has something to draw: beside the first hotspot of 东华门街道, at street zoom.
+STREET_VIEW_JS = """async () => {
+  const found = await fetch('/api/map/search?q=' + encodeURIComponent('东华门街道重大活动')).then(r => r.json());
+  const hotspot = found.results.find(r => r.kind === 'hotspot');
+  window.oneMap.jumpTo({center: hotspot.center, zoom: 15.8});
+  return hotspot.center;
+}"""
+
+
+def layers_found(page: Any, layers: list[str]) -> dict[str, int]:
+    return page.evaluate(
+        "(layers) => Object.fromEntries(layers.map(l => [l, window.oneMap.queryRenderedFeatures({layers: [l]}).length]))",
+        layers)
+
+
+def wait_for_every_layer(page: Any, layers: list[str]) -> None:
+    try:
+        settle(page, "arg.every(l => window.oneMap.queryRenderedFeatures({layers: [l]}).length > 0)", layers)
+    except Exception:
+        pytest.fail(f"layers without features: {layers_found(page, layers)}")
+
+
+def test_wall_is_dark_without_controls_and_shows_every_layer(server, browser):  # noqa: F811
+    page, requested = open_mode(browser, server, "wall", "wall", query="?tour=off", width=1920, height=1080)
+    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=30_000)
+    settle(page)
+    screenshot(page, "wall-1920x1080")
+    # No log-out, no zoom buttons; the map takes no input.
+    assert page.query_selector(".maplibregl-ctrl-zoom-in") is None
+    assert page.query_selector("button.logout, form[action='/logout/']") is None
+    assert page.evaluate("() => window.oneMap.dragPan.isEnabled() || window.oneMap.scrollZoom.isEnabled()") is False
+    assert page.evaluate("() => window.oneMap.getPaintProperty('background', 'background-color')") == "#0b1420"
+    # City-wide KPIs from the live feed and the summary; the task slots are empty and hidden.
+    page.wait_for_function("() => document.querySelector('[data-kpi=cameras-online] .kpi-value').textContent !== '–'")
+    live_total = page.evaluate("() => window.oneMapLive.counts()")
+    on_duty = int(page.inner_text("[data-kpi=units-on-duty] .kpi-value"))
+    stale = int(page.inner_text("[data-kpi=units-stale] .kpi-value"))
+    assert (on_duty, stale) == (live_total["fresh"], live_total["stale"]) and on_duty + stale > 1000
+    assert int(page.inner_text("[data-kpi=cameras-online] .kpi-value")) > 100_000
+    assert page.is_hidden("#wall-task-kpis") and page.inner_text("#wall-task-kpis") == ""
+    # At city zoom the units are clusters, not thousands of dots.
+    clusters = rendered(page, "live-cluster", "point_count")
+    assert clusters and len(rendered(page, "live-officer")) < 200, len(rendered(page, "live-officer"))
+    assert sum(int(c) for c in clusters) > 1000
+    assert "北京市" in page.inner_text(".wall-title")
+    wait_for_every_layer(page, CITY_LAYERS)
+    page.evaluate(STREET_VIEW_JS)
+    wait_for_every_layer(page, BASE_LAYERS + UNIT_LAYERS)
+    # Fading: the stale fixtures' units are drawn faint, none fully opaque.
+    opacities = page.evaluate("() => window.oneMap.queryRenderedFeatures({layers: ['live-officer']}).map(f => f.properties.opacity)")
+    assert opacities and max(opacities) < 1
+    screenshot(page, "wall-1920x1080-street")
+    foreign = [u for u in requested if not u.startswith((server, "blob:", "data:"))]
+    assert foreign == []
+    page.context.close()
+
+
+def test_wall_at_4k_scales_the_panels_not_the_map(server, browser):  # noqa: F811
+    sizes = {}
+    for width, height in ((1920, 1080), (3840, 2160)):
+        page, _ = open_mode(browser, server, "wall", "wall", query="?tour=off", width=width, height=height)
+        page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=30_000)
+        settle(page)
+        screenshot(page, f"wall-{width}x{height}")
+        sizes[width] = page.evaluate("""() => ({
+            panel: document.getElementById('wall-panels').getBoundingClientRect().width,
+            canvas: window.oneMap.getCanvas().width, zoom: window.oneMap.getZoom()})""")
+        page.context.close()
+    assert sizes[3840]["panel"] == pytest.approx(2 * sizes[1920]["panel"])
+    assert sizes[3840]["canvas"] == 3840  # the map unscaled: one canvas pixel per screen pixel
+    assert sizes[3840]["zoom"] == pytest.approx(sizes[1920]["zoom"] + 1, abs=0.05)  # twice the pixels, one zoom more
+
+
+def test_wall_screens_of_a_tiled_wall_join_into_one_view(server, browser):  # noqa: F811
+    edges = []
+    for tile in ("0x0/2x1", "1x0/2x1"):
+        page, _ = open_mode(browser, server, "wall", "wall", query=f"?tour=off&tile={tile}", width=960, height=1080)
+        edges.append(page.evaluate("""() => {
+            const m = window.oneMap, w = m.getCanvas().clientWidth, h = m.getCanvas().clientHeight;
+            return {left: m.unproject([0, h / 2]).toArray(), right: m.unproject([w, h / 2]).toArray(), zoom: m.getZoom(),
+                    panels: !document.body.classList.contains('wall-no-panels')};
+        }"""))
+        page.context.close()
+    left, right = edges
+    assert left["zoom"] == pytest.approx(right["zoom"])
+    assert left["right"] == pytest.approx(right["left"], abs=1e-6)  # the seam is the same place
+    assert left["panels"] and not right["panels"]  # the KPI panels on the first screen only
+
+
+def test_wall_banners_follow_the_live_feed(server, browser):  # noqa: F811
+    page, _ = open_mode(browser, server, "wall", "wall", query="?tour=off", width=1920, height=1080)
+    page.wait_for_function("() => window.oneMapLive.state === 'live'", timeout=30_000)
+    assert page.is_hidden("#banner-lagging") and page.is_hidden("#banner-disconnected")
+    # The server's lagging / caught_up messages, as they arrive on the socket.
+    deliver = "(type) => window.oneMapLive.socket.onmessage({data: JSON.stringify({type})})"
+    page.evaluate(deliver, "lagging")
+    assert page.is_visible("#banner-lagging")
+    page.evaluate(deliver, "caught_up")
+    assert page.is_hidden("#banner-lagging")
+    # A dropped connection: the banner shows, and clears itself once the feed resumed.
+    stream = page.evaluate("() => { const s = window.oneMapLive.stream; window.oneMapLive.socket.close(); return s; }")
+    page.wait_for_selector("#banner-disconnected", state="visible", timeout=10_000)
+    page.wait_for_selector("#banner-disconnected", state="hidden", timeout=30_000)
+    assert page.evaluate("() => window.oneMapLive.state") == "live"
+    assert page.evaluate("() => window.oneMapLive.stream") == stream  # resumed, not a new snapshot
+    page.context.close()
