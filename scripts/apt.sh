@@ -8,6 +8,7 @@ PACKAGES=(
   redis-server                                     # the shared channel layer and tile cache
   chromium                                         # browser tests (Playwright drives Debian's build)
   wrk                                              # bench/tiles.py's HTTP load generator (C, like pgbench)
+  gettext                                          # compilemessages: frontend/locale/*.po -> .mo
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

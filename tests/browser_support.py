@@ -102,3 +102,9 @@ def post_json(url: str, body: Any, token: str) -> dict[str, Any]:
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own local server)
         return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def get_json(url: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own local server)
+        return json.loads(response.read())  # type: ignore[no-any-return]

@@ -125,3 +125,123 @@ def test_wall_banners_follow_the_live_feed(server, browser):  # noqa: F811
     assert page.evaluate("() => window.oneMapLive.state") == "live"
     assert page.evaluate("() => window.oneMapLive.stream") == stream  # resumed, not a new snapshot
     page.context.close()
+
+
+def test_console_switches_layers_searches_and_names_units(server, browser):  # noqa: F811
+    page, _ = open_mode(browser, server, "dongcheng", "console", width=1600, height=900)
+    page.wait_for_function("() => window.oneMapLive.state === 'live'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('[data-count=cameras]').textContent !== ''")
+    screenshot(page, "console-1600x900")
+    assert "东城区" in page.inner_text("header .jurisdiction")  # a name, not `district 110101`
+    groups = page.eval_on_selector_all("#layer-list input", "boxes => boxes.map(b => b.dataset.group)")
+    assert groups == ["districts", "streets", "communities", "gridcells", "hotspots", "cameras", "officers", "vehicles"]
+    assert page.inner_text("[data-count=districts]") == "1"
+    assert int(page.inner_text("[data-count=officers]")) == page.evaluate("() => window.oneMapLive.count('officer')") > 0
+    # Search flies to a street; the map ends inside it.
+    page.fill("#search", "东华门")
+    page.wait_for_selector("#search-results li[data-kind=street]")
+    page.click("#search-results li[data-kind=street]")
+    settle(page, "Math.abs(window.oneMap.getCenter().lng - 116.397) < 0.01 && Math.abs(window.oneMap.getCenter().lat - 39.915) < 0.01")
+    page.evaluate(STREET_VIEW_JS)
+    wait_for_every_layer(page, BASE_LAYERS + UNIT_LAYERS)
+    screenshot(page, "console-1600x900-street")
+    # Keyboard: 8 hides the officers (the 7th group is vehicles... the list order decides).
+    page.keyboard.press("7")
+    settle(page, "window.oneMap.queryRenderedFeatures({layers: ['live-officer']}).length === 0")
+    page.keyboard.press("7")
+    settle(page, "window.oneMap.queryRenderedFeatures({layers: ['live-officer']}).length > 0")
+    # A click on an officer: a popup with names, not codes.
+    point = page.evaluate("""() => {
+        const m = window.oneMap, box = m.getCanvas().getBoundingClientRect();
+        for (const f of m.queryRenderedFeatures({layers: ['live-officer']})) {
+          const p = m.project(f.geometry.coordinates);
+          if (p.x < 40 || p.y < 40 || p.x > box.width - 80 || p.y > box.height - 40) continue;
+          const near = m.queryRenderedFeatures([[p.x - 8, p.y - 8], [p.x + 8, p.y + 8]], {layers: ['hotspot', 'camera', 'live-officer', 'live-vehicle']});
+          if (near.length !== 1) continue;
+          return {key: f.properties.key, x: box.left + p.x, y: box.top + p.y};
+        }
+        return null;
+      }""")
+    assert point is not None
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_selector(".feature-details [data-field=district]")
+    unit = page.evaluate("(key) => window.oneMapLive.units.get(key)", point["key"])
+    assert page.inner_text(".feature-details h3") == unit["label"]
+    assert page.inner_text(".feature-details [data-field=district]") == "东城区"
+    street = page.inner_text(".feature-details [data-field=street]")
+    assert street.endswith(("街道", "地区", "镇", "乡")) and not street.isdigit()
+    page.keyboard.press("Escape")
+    assert page.query_selector(".feature-details") is None
+    page.context.close()
+
+
+def test_console_in_english(server, browser):  # noqa: F811
+    page, _ = open_mode(browser, server, "donghuamen", "console")
+    page.click(".language button[value=en]")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.querySelector('#layer-list .name')")
+    assert page.inner_text("header .role") == "Street dispatcher"
+    assert "Hotspots" in page.inner_text("#layer-list")
+    page.click(".language button[value=zh-hans]")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-Hans'")
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def field_officer(django_db_blocker):  # type: ignore[no-untyped-def]
+    """officer1's unit, a point of its street to report, and a dispatcher's API token for pushes."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from accounts.models import ApiToken
+    from tests.browser_support import in_db_thread
+
+    def read() -> tuple[Any, tuple[float, float], str]:
+        officer = get_user_model().objects.get(username="officer1").profile.officer
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM geo_street "
+                           "WHERE code = %s) s", [officer.street_id])
+            lon, lat = cursor.fetchone()
+        _, token = ApiToken.issue(get_user_model().objects.get(username="dongcheng"), name="browser-test")
+        return officer, (round(lon, 6), round(lat, 6)), token
+
+    return in_db_thread(django_db_blocker, read)
+
+
+def test_field_app_on_a_phone_reports_its_position_and_acknowledges_a_push(server, browser, field_officer):  # noqa: F811
+    from tests.browser_support import get_json, post_json
+
+    officer, (lon, lat), token = field_officer
+    page, _ = open_mode(browser, server, "officer1", "field", width=390, height=844, is_mobile=True, has_touch=True,
+                        device_scale_factor=3, geolocation={"longitude": lon, "latitude": lat, "accuracy": 12},
+                        permissions=["geolocation"])
+    page.wait_for_function("() => document.body.dataset.link === 'open'", timeout=30_000)
+    # Nothing cut off at 390 px: no horizontal scroll, the log-out button inside the screen.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    logout = page.locator("button.logout").bounding_box()
+    assert logout is not None and logout["x"] + logout["width"] <= 390
+    # The own-position marker is drawn where the officer was last seen.
+    settle(page, "window.oneMap.queryRenderedFeatures({layers: ['me']}).length === 1")
+    # On duty: the browser's position goes up as a fix and is accepted.
+    page.check("#duty-toggle")
+    page.wait_for_function("() => window.oneMapField.lastFixResult !== null", timeout=30_000)
+    assert page.evaluate("() => window.oneMapField.lastFixResult.accepted") == 1
+    assert page.evaluate("() => window.oneMapField.position") == [lon, lat]
+    # A dispatcher pushes; the phone shows it at once and acknowledges it.
+    push = post_json(f"{server}/api/pushes", {"device_id": officer.device_id, "kind": "map_push",
+                                              "payload": {"title": "请到东华门巡查", "detail": "浏览器测试"}}, token)
+    card = page.wait_for_selector(f"[data-push='{push['id']}']", timeout=30_000)
+    assert card is not None and "请到东华门巡查" in card.inner_text()
+    screenshot(page, "field-390x844-push")
+    page.click(f"[data-push='{push['id']}'] .ack")
+    page.wait_for_selector(f"[data-push='{push['id']}'].acked", timeout=30_000)
+    assert get_json(f"{server}/api/pushes/{push['id']}", token)["acked_at"] is not None  # recorded by the server
+    # The app shell is kept by the service worker: offline, the page still opens.
+    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
+    page.context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("#duty-toggle", timeout=30_000)
+    assert page.inner_text(".field-who strong") != ""
+    page.context.set_offline(False)
+    page.context.close()

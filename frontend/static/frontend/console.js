@@ -60,7 +60,8 @@ function updateCounts() {
   }
 }
 
-function showLiveStatus() {
+function showLiveStatus(current) {
+  live = current;  // startLive reports its first state before it returns
   const status = document.getElementById('live-status');
   const labels = {connecting: '连接中', live: '实时', reconnecting: '重连中'};
   const counts = live.counts();
@@ -176,7 +177,7 @@ async function start() {
   map.addLayer({id: 'search-hit-line', type: 'line', source: 'search-hit', paint: {'line-color': '#f59e0b', 'line-width': 3}});
   map.addLayer({id: 'search-hit-point', type: 'circle', source: 'search-hit', filter: ['==', ['geometry-type'], 'Point'],
     paint: {'circle-radius': 12, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#f59e0b', 'circle-stroke-width': 3}});
-  live = startLive(map, config, {onState: showLiveStatus, onUnits() { showLiveStatus(); updateCounts(); }});
+  live = startLive(map, config, {onState: showLiveStatus, onUnits(current) { showLiveStatus(current); updateCounts(); }});
   installPopups(map, config, live);
   document.getElementById('hide-stale').addEventListener('change', (event) => live.setHideStale(event.target.checked));
   renderLayerList();

@@ -18,6 +18,8 @@ const CATALOGUE = {
     '已离线': 'offline', '已连接': 'connected',
     '全市概览': 'City overview', '巡览': 'Tour',
     '推送': 'Push', '任务推送': 'Task', '地图推送': 'Map push',
+    '搜索': 'Search', '回到管辖范围': 'Back to my jurisdiction', '显示/隐藏失联单位': 'Show/hide stale units',
+    '图层开关': 'Toggle a layer', '关闭弹窗': 'Close the popup', '快捷键': 'Keyboard shortcuts',
   },
 };
 
