@@ -21,7 +21,7 @@ from frontend.names import division_names, jurisdiction_name
 from frontend.views import VALUE_LABELS, jurisdiction_bbox
 from geo.models import District
 
-ROLE_LABELS = {
+ROLE_LABELS: dict[str, Any] = {
     Role.CITY_COMMANDER: _("指挥中心"),
     Role.DISTRICT_DISPATCHER: _("区调度员"),
     Role.STREET_DISPATCHER: _("街道调度员"),
@@ -101,6 +101,7 @@ def mode_page(mode_name: str):  # type: ignore[no-untyped-def]
         user = request.user
         if not may_open(user, mode):
             return forbidden(request, str(_("此账号不能打开这个页面。")))
+        assert user.is_authenticated  # guaranteed by @login_required
         jurisdiction = Jurisdiction.of(user)
         if jurisdiction.level == "none":
             return forbidden(request, str(_("此账号没有管辖范围，请联系管理员。")))
