@@ -45,8 +45,13 @@ function cameraFor(index, map) {
 async function start() {
   const first = touring ? tourIndex(config.tour.stops, config.tour.dwellSeconds) : 0;
   const map = await createMap(config, {interactive: false, fadeDuration: 0});
+  const firstIdle = new Promise((resolve) => map.once('idle', resolve));  // before it can fire
   map.jumpTo(cameraFor(first, map));
   await whenLoaded(map);
+  // The basemap first (with the units as the tiles have them), then the live feed: parsing a
+  // city snapshot (~9,500 units, ~3 MB of JSON) and clustering it would otherwise hold up the
+  // first complete picture by seconds.
+  await firstIdle;
 
   const live = startLive(map, config, {
     fade: true,
