@@ -60,7 +60,7 @@ async function start() {
       banner('banner-disconnected', state.state === 'reconnecting');
       banner('banner-lagging', state.state === 'live' && state.lagging);
     },
-    onUnits(state) {
+    onUnits(state) {  // (counted before ?stale=hide takes them off the map)
       const counts = state.counts();
       setKpi('units-on-duty', counts.fresh, `${counts.total} ${t('单位')}`);
       setKpi('units-stale', counts.stale);
@@ -93,6 +93,7 @@ async function start() {
 
   const clock = document.getElementById('wall-clock');
   setInterval(() => { clock.textContent = new Date().toLocaleTimeString(document.documentElement.lang, {hour12: false}); }, 1000);
+  live.setHideStale(params.get('stale') === 'hide');
   window.oneMapWall.live = live;
   window.oneMapWall.age = age;
 }
