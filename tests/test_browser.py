@@ -14,6 +14,22 @@ from tests.browser_support import browser, open_mode, post_json, server  # noqa:
 pytestmark = [pytest.mark.browser]
 
 
+@pytest.mark.django_db
+def test_the_accounts_these_tests_log_in_with_exist() -> None:
+    """First in the module, before Playwright runs an event loop in this thread. Also what makes
+    pytest-django set up the test database when only browser tests are collected: it prepares the
+    databases of the session's django_db tests only, and without one the live server would run
+    against the development database."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.jurisdiction import Jurisdiction
+
+    users = ("commander", "dongcheng")
+    found = get_user_model().objects.filter(username__in=users, profile__isnull=False)
+    assert sorted(u.username for u in found) == sorted(users)
+    assert all(Jurisdiction.of(u).level != "none" for u in found)
+
+
 def logged_in_page(browser: Any, base: str, username: str):  # type: ignore[no-untyped-def]
     """A dispatcher's console (`/` sends dispatchers there), the map ready."""
     return open_mode(browser, base, username, "console")

@@ -14,6 +14,22 @@ from tests.browser_support import browser, open_mode, rendered, screenshot, serv
 
 pytestmark = [pytest.mark.browser]
 
+
+@pytest.mark.django_db
+def test_the_accounts_these_tests_log_in_with_exist() -> None:
+    """First in the module, before Playwright runs an event loop in this thread. Also what makes
+    pytest-django set up the test database when only browser tests are collected: it prepares the
+    databases of the session's django_db tests only, and without one the live server would run
+    against the development database."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.jurisdiction import Jurisdiction
+
+    users = ("wall", "dongcheng", "donghuamen", "officer1", "commander")
+    found = get_user_model().objects.filter(username__in=users, profile__isnull=False)
+    assert sorted(u.username for u in found) == sorted(users)
+    assert all(Jurisdiction.of(u).level != "none" for u in found)
+
 # Every layer of the basemap and of the units, as the map names them.
 # (A district's name is one label point: drawn at city zoom, see CITY_LAYERS.)
 BASE_LAYERS = ["district-fill", "district-line", "street-line", "street-label", "gridcell-line",
