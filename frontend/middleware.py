@@ -10,6 +10,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 
 
 class ChosenLanguageMiddleware:
@@ -24,6 +25,6 @@ class ChosenLanguageMiddleware:
         request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", language)
-        response.headers.setdefault("Vary", "Cookie")
+        patch_vary_headers(response, ("Cookie",))  # the same URL in another language
         translation.deactivate()
         return response
