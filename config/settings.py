@@ -50,8 +50,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # 503 + Retry-After while PostgreSQL is away, instead of a 500 after the pool's timeout.
     "config.dbhealth.DatabaseAvailabilityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise with ASGI-streamable file responses (frontend/staticfiles.py says why).
+    "frontend.staticfiles.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language the user chose, else zh-hans; never Accept-Language (frontend/middleware.py).
+    "frontend.middleware.ChosenLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

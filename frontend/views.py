@@ -1,15 +1,13 @@
-"""The one-map page (a placeholder until the real dispatch screen) and the small GeoJSON feeds it
-draws: district boundaries and their label points, straight from PostGIS."""
+"""The small GeoJSON feeds the map pages draw (district boundaries and their label points,
+straight from PostGIS) and the helpers the pages share (frontend/pages.py has the pages)."""
 
 from __future__ import annotations
 
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.jurisdiction import Jurisdiction
@@ -65,40 +63,6 @@ def jurisdiction_bbox(jurisdiction: Jurisdiction) -> tuple[float, float, float, 
     if not row or row[0] is None:
         return BEIJING_BBOX
     return (row[0], row[1], row[2], row[3])
-
-
-def role_label(user: Any) -> str:
-    profile = getattr(user, "profile", None)
-    if profile is not None:
-        return profile.get_role_display()
-    return "管理员 administrator" if user.is_superuser else "无角色 no role"
-
-
-@login_required
-@require_GET
-def one_map(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    assert user.is_authenticated  # guaranteed by @login_required
-    jurisdiction = Jurisdiction.of(user)
-    map_config = {
-        "bbox": jurisdiction_bbox(jurisdiction),
-        "districtsUrl": "/api/map/districts.geojson",
-        "labelsUrl": "/api/map/district-labels.geojson",
-        "highlightDistrict": jurisdiction.district,
-        # The map itself: vector tiles from /tiles/ (tiles/README.md), styled per user.
-        "styleUrl": "/tiles/style.json",
-        "styleRefreshSeconds": 30,
-        # A click on a camera or a hotspot shows its record from the OGC API (tiles carry only
-        # what the map draws).
-        "featureUrl": "/ogc/collections/{collection}/items/{id}",
-        "valueLabels": VALUE_LABELS,
-    }
-    return render(request, "frontend/one_map.html", {
-        "display_name": user.get_full_name() or user.get_username(),
-        "role_label": role_label(user),
-        "jurisdiction_label": jurisdiction.label,
-        "map_config": map_config,
-    })
 
 
 def feature_collection(select_features: str, params: list[Any]) -> HttpResponse:

@@ -9,6 +9,7 @@ PACKAGES=(
   chromium                                         # browser tests (Playwright drives Debian's build)
   wrk                                              # bench/tiles.py's HTTP load generator (C, like pgbench)
   postgresql-15-partman                            # daily partitions of the position history (geo/history.py)
+  gettext                                          # compilemessages: frontend/locale/*.po -> .mo
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -98,12 +98,13 @@ def test_login_with_a_demo_account_then_logout(client) -> None:  # type: ignore[
 
     response = client.post("/login/", {"username": "dongcheng", "password": DEMO_PASSWORD})
     assert response.status_code == 302 and response["Location"] == "/"
-    assert client.get("/").status_code == 200
+    assert client.get("/")["Location"] == "/console"  # `/` sends each role to its mode
+    assert client.get("/console").status_code == 200
 
     assert client.get("/logout/").status_code == 405  # logout is POST only
     response = client.post("/logout/")
     assert response.status_code == 302 and response["Location"] == "/login/"
-    assert client.get("/").status_code == 302
+    assert client.get("/console")["Location"] == "/login/?next=/console"
 
 
 @pytest.mark.django_db

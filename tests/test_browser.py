@@ -1,54 +1,38 @@
 """The one map in a real browser (Debian's Chromium driven by Playwright): a dispatcher logs in,
-the map draws the districts from our own vector tiles with local-font labels, and nothing is
+the console draws the districts from our own vector tiles with local-font labels, and nothing is
 fetched from anywhere but our server."""
 
+# ruff: noqa: F811 (the fixtures `server` and `browser` come from tests.browser_support)
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.live_server import running_server
+from tests.browser_support import browser, open_mode, post_json, server  # noqa: F401 (fixtures)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a closed network: no background calls to Google's services (they would be refused).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
-
-# No django_db mark: the tests only talk to the server process, and Playwright runs an event loop
-# in this thread, where Django refuses database calls.
 pytestmark = [pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    with django_db_blocker.unblock(), running_server() as base:
-        yield base
+@pytest.mark.django_db
+def test_the_accounts_these_tests_log_in_with_exist() -> None:
+    """First in the module, before Playwright runs an event loop in this thread. Also what makes
+    pytest-django set up the test database when only browser tests are collected: it prepares the
+    databases of the session's django_db tests only, and without one the live server would run
+    against the development database."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.jurisdiction import Jurisdiction
+
+    users = ("commander", "dongcheng")
+    found = get_user_model().objects.filter(username__in=users, profile__isnull=False)
+    assert sorted(u.username for u in found) == sorted(users)
+    assert all(Jurisdiction.of(u).level != "none" for u in found)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def logged_in_page(browser, base: str, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "onemap-demo")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-    # Wait for MapLibre itself: the style and every visible tile loaded.
-    page.wait_for_function("() => window.oneMap && window.oneMap.loaded() && window.oneMap.areTilesLoaded()",
-                           timeout=60_000)
-    return page, requested
+def logged_in_page(browser: Any, base: str, username: str):  # type: ignore[no-untyped-def]
+    """A dispatcher's console (`/` sends dispatchers there), the map ready."""
+    return open_mode(browser, base, username, "console")
 
 
 def rendered(page, layer: str, prop: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -61,7 +45,7 @@ def test_city_commander_sees_all_districts_drawn_from_our_tiles(server, browser)
     page, requested = logged_in_page(browser, server, "commander")
     lines = set(rendered(page, "district-line", "code"))
     labels = set(rendered(page, "district-label", "name"))
-    assert len(lines) == 16, lines
+    assert len(lines) == 16, ",".join(sorted(lines))
     assert {"东城区", "延庆区"} <= labels
     # Everything came from our own server (blob: URLs are MapLibre's workers, made in the page).
     foreign = [u for u in requested if not (u.startswith(server) or u.startswith("blob:") or u.startswith("data:"))]
@@ -109,22 +93,17 @@ def reporting_officer(django_db_blocker):  # type: ignore[no-untyped-def]
 
 
 def post_fix(base: str, token: str, device_id: str, lon: float, lat: float) -> None:
-    import json
-    import urllib.request
     from datetime import UTC, datetime
 
-    body = json.dumps([{"device_id": device_id, "time": datetime.now(UTC).isoformat(), "lon": lon, "lat": lat}])
-    request = urllib.request.Request(f"{base}/api/positions", data=body.encode(), method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own local server)
-        assert json.loads(response.read())["accepted"] == 1
+    fix = {"device_id": device_id, "time": datetime.now(UTC).isoformat(), "lon": lon, "lat": lat}
+    assert post_json(f"{base}/api/positions", [fix], token)["accepted"] == 1
 
 
 def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_officer):
     officer, gateway, (lon, lat) = reporting_officer
     key = f"officer:{officer.id}"
     page, _ = logged_in_page(browser, server, "dongcheng")
-    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=30_000)
+    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=60_000)
     # The snapshot holds Dongcheng's units only (the district dispatcher's jurisdiction).
     districts = page.evaluate("() => [...new Set([...window.oneMapLive.units.values()].map(u => u.district))]")
     assert districts == ["110101"]
@@ -132,6 +111,8 @@ def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_offic
     # A fix through the real ingest path moves the officer on the screen: in the units and in
     # what MapLibre drew.
     assert (lon, lat) != (officer.geom.x, officer.geom.y)  # so the officer does move
+    # At street zoom, where units are drawn one by one (below it they are clustered).
+    page.evaluate("([lon, lat]) => window.oneMap.jumpTo({center: [lon, lat], zoom: 15})", [lon, lat])
     post_fix(server, gateway, officer.device_id, lon, lat)
     page.wait_for_function(
         """([key, lon]) => {
@@ -140,7 +121,7 @@ def test_units_move_live_on_the_dispatch_screen(server, browser, reporting_offic
              return window.oneMap.queryRenderedFeatures({layers: ['live-officer']})
                .some(f => f.properties.key === key && Math.abs(f.geometry.coordinates[0] - lon) < 1e-4);
            }""", arg=[key, lon], timeout=30_000)
-    assert "实时 live" in page.inner_text("#live-status")
+    assert "实时" in page.inner_text("#live-status")
     assert page.evaluate("() => window.oneMap.getLayoutProperty('officer', 'visibility')") == "none"
     page.close()
 

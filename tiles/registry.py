@@ -108,7 +108,7 @@ LAYERS: tuple[TileLayer, ...] = (
     from_collection("hotspots", ("name", "category", "status", "district", "street"), id_sql=ROW_ID,
                     low_zoom=CLUSTERS),
     # What the map draws: the status (fill) and the source (outline). The full record (name, code,
-    # heading, stream...) is what a click fetches from the OGC API (frontend/one_map.js). Carrying
+    # heading, stream...) is what a click fetches from the OGC API (frontend/static/frontend/map_app.js). Carrying
     # five more columns made a z14 camera tile ~3x the bytes and the MVT encoder's work per tile
     # in PostgreSQL about double, for data no map layer reads.
     from_collection("cameras", ("status", "source"),
