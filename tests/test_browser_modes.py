@@ -215,6 +215,7 @@ def field_officer(django_db_blocker):  # type: ignore[no-untyped-def]
 
     def read() -> tuple[Any, tuple[float, float], str]:
         officer = get_user_model().objects.get(username="officer1").profile.officer
+        assert officer is not None
         with connection.cursor() as cursor:
             # A point of one of its communities: inside its street, and not where test_browser.py puts it.
             cursor.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM geo_community "
