@@ -124,6 +124,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(env("LOGIN_COOLOFF_MIN", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.login_limit.locked_out"
+# Quiet start-up: its "AXES: BEGIN" banner on stderr broke the one-line messages of the CLI tools.
+AXES_VERBOSE = False
 ONEMAP_LOGIN_HASH_SLOTS = int(env("LOGIN_HASH_SLOTS", "1"))
 ONEMAP_LOGIN_HASH_QUEUE = int(env("LOGIN_HASH_QUEUE", "8"))
 ONEMAP_LOGIN_HASH_WAIT_S = float(env("LOGIN_HASH_WAIT_S", "10"))
