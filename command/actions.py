@@ -73,6 +73,11 @@ def _text(data: dict[str, Any], name: str, limit: int, required: bool = False) -
     return value
 
 
+def _code(value: Any) -> str:
+    """A category code as given, if it could be one (ASCII letters and digits); else ""."""
+    return value if isinstance(value, str) and len(value) <= 8 and value.isascii() and value.isalnum() else ""
+
+
 def _coordinate(data: dict[str, Any], name: str, low: float, high: float) -> float:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -91,8 +96,7 @@ def check_create(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     source = data.get("source")
     if source not in Task.Source.values:
         raise DispatchError(422, f"source must be one of {', '.join(Task.Source.values)}")
-    category = Category.objects.filter(code=data.get("category") if isinstance(data.get("category"), str) else "",
-                                       active=True).first()
+    category = Category.objects.filter(code=_code(data.get("category")), active=True).first()
     if category is None:
         raise DispatchError(422, "category must be the code of an active category (GET /api/categories)")
     place = snap(lon, lat, category.hotspot_category)
@@ -290,7 +294,7 @@ def _nothing(actor: Actor, task: Task, data: dict[str, Any], now: datetime) -> d
 def _file(actor: Actor, task: Task, data: dict[str, Any], now: datetime) -> dict[str, Any]:
     code = data.get("category")
     if code is not None:
-        category = Category.objects.filter(code=code if isinstance(code, str) else "", active=True).first()
+        category = Category.objects.filter(code=_code(code), active=True).first()
         if category is None:
             raise DispatchError(422, "category must be the code of an active category")
         task.category = category

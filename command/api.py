@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import FileResponse, HttpRequest, HttpResponseBase
-from ninja import File, Router, Schema, Status
+from ninja import Field, File, Path, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from command import kpis, queries, workflow
@@ -19,6 +19,12 @@ from command.serialize import task_summary
 from config.problems import Problem
 
 router = Router(tags=["dispatch"])
+
+# Identifiers as PostgreSQL's bigint holds them: a larger number is a 422, not a database error.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PhotoId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _problem(error: DispatchError) -> Problem:
@@ -41,7 +47,7 @@ class TaskIn(Schema):
 
 class UnitRef(Schema):
     kind: str
-    id: int
+    id: Id
 
 
 class ActionIn(Schema):
@@ -51,13 +57,13 @@ class ActionIn(Schema):
     note: str | None = None
     units: list[UnitRef] | None = None
     override_reason: str | None = None
-    hours: int | None = None
-    into: int | None = None
-    photos: list[int] | None = None
+    hours: Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)] | None = None
+    into: Id | None = None
+    photos: list[Id] | None = None
     category: str | None = None
     lon: float | None = None
     lat: float | None = None
-    version: int | None = None
+    version: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
 
 
 @router.get("/me", summary="Who am I: role, jurisdiction, unit")
@@ -76,7 +82,7 @@ def categories(request: HttpRequest) -> dict[str, Any]:
 @router.get("/tasks", summary="Tasks in your jurisdiction, newest first (keyset pages)")
 def list_tasks(request: HttpRequest, state: str = "", category: str = "", overdue: bool | None = None,
                district: str = "", street: str = "", q: str = "", limit: int = 50,
-               before: int | None = None) -> dict[str, Any]:
+               before: Annotated[int, Query(ge=1, le=MAX_ID)] | None = None) -> dict[str, Any]:
     try:
         return queries.list_tasks(_actor(request), state=state, category=category, overdue=overdue,
                                   district=district, street=street, q=q, limit=limit, before=before,
@@ -100,7 +106,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status:
 
 
 @router.get("/tasks/{task_id}", summary="A task with its timeline, assignments and pushes")
-def get_task(request: HttpRequest, task_id: int) -> dict[str, Any]:
+def get_task(request: HttpRequest, task_id: TaskId) -> dict[str, Any]:
     try:
         return queries.task_detail(_actor(request), task_id)
     except DispatchError as error:
@@ -108,7 +114,7 @@ def get_task(request: HttpRequest, task_id: int) -> dict[str, Any]:
 
 
 @router.get("/tasks/{task_id}/recommendations", summary="The nearest eligible units, ranked")
-def recommendations(request: HttpRequest, task_id: int, limit: int = 10) -> dict[str, Any]:
+def recommendations(request: HttpRequest, task_id: TaskId, limit: int = 10) -> dict[str, Any]:
     try:
         return queries.recommendations(_actor(request), task_id, limit)
     except DispatchError as error:
@@ -116,7 +122,7 @@ def recommendations(request: HttpRequest, task_id: int, limit: int = 10) -> dict
 
 
 @router.post("/tasks/{task_id}/photos", response={201: dict}, summary="Upload a photo (JPEG, PNG or WebP)")
-def add_photo(request: HttpRequest, task_id: int, file: File[UploadedFile]) -> Status:
+def add_photo(request: HttpRequest, task_id: TaskId, file: File[UploadedFile]) -> Status:
     try:
         photo = do_add_photo(_actor(request), task_id, file)
     except DispatchError as error:
@@ -125,7 +131,7 @@ def add_photo(request: HttpRequest, task_id: int, file: File[UploadedFile]) -> S
 
 
 @router.get("/tasks/{task_id}/photos/{photo_id}", summary="A photo of a task")
-def get_photo(request: HttpRequest, task_id: int, photo_id: int) -> HttpResponseBase:
+def get_photo(request: HttpRequest, task_id: TaskId, photo_id: PhotoId) -> HttpResponseBase:
     try:
         photo = photo_for(_actor(request), task_id, photo_id)
     except DispatchError as error:
@@ -135,13 +141,13 @@ def get_photo(request: HttpRequest, task_id: int, photo_id: int) -> HttpResponse
 
 def _version(request: HttpRequest, body: ActionIn) -> int | None:
     match = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
-    if match.isdigit():
+    if match.isdigit() and len(match) < 19:  # isdigit() is also true of other scripts' digits: int() takes them
         return int(match)
     return body.version
 
 
 def _action_view(action: str) -> Any:
-    def view(request: HttpRequest, task_id: int, body: ActionIn) -> dict[str, Any]:
+    def view(request: HttpRequest, task_id: TaskId, body: ActionIn) -> dict[str, Any]:
         data = body.dict(exclude_none=True)
         if "units" in data:
             data["units"] = [dict(u) for u in data["units"]]

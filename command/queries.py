@@ -51,6 +51,8 @@ def list_tasks(actor: Actor, *, state: str = "", category: str = "", overdue: bo
                path: str = "/api/tasks") -> dict[str, Any]:
     if not 1 <= limit <= MAX_PAGE:
         raise DispatchError(422, f"limit is 1 to {MAX_PAGE}")
+    if any("\x00" in value for value in (state, category, district, street, q)):
+        raise DispatchError(422, "a parameter holds a NUL character")
     tasks = actor.tasks().select_related("category")
     states = [s for s in state.split(",") if s]
     if any(s not in workflow.STATES for s in states):

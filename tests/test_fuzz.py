@@ -302,6 +302,45 @@ def login_requests(w: Any, creds: dict[str, str]) -> st.SearchStrategy[Request]:
                      st.builds(Request, st.just("GET"), st.just("/login/"), query_strings({"next": st.just("/")})))
 
 
+TASK_ACTIONS = ("file", "dispatch", "reassign", "accept", "arrive", "feedback", "verify", "rework", "close", "extend",
+                "cancel", "merge")
+TASK_PARAMS = {"state": st.sampled_from(["reported", "filed,closed", "nope", ""]), "overdue": st.sampled_from(["true", "x"]),
+               "category": st.sampled_from(["E0501", "x" * 40]), "limit": numbers_as_text(-5, 500),
+               "before": numbers_as_text(-5, 10**20), "q": st.sampled_from(["T2026", "0000012", "\x00"]),
+               "district": st.sampled_from(["110101", "1101", "x"]), "start": st.sampled_from(["2026-11-01", "2026-13-01"]),
+               "end": st.sampled_from(["2026-11-30", "1900-01-01", "x"]),
+               "level": st.sampled_from(["district", "street", "grid", "city", "x"])}
+
+
+def dispatch_requests(w: Any, creds: dict[str, str]) -> st.SearchStrategy[Request]:
+    """The dispatch API (command/api.py): task ids of every size, hostile bodies of the right shape."""
+    task_id = segments(st.one_of(st.integers(-5, 10**6).map(str), st.just("9" * 30), st.just("1.5")))
+    unit = st.fixed_dictionaries({"kind": maybe(st.sampled_from(["officer", "vehicle"])), "id": values})
+    body = st.fixed_dictionaries({}, optional={
+        "lon": maybe(st.floats(116.0, 116.6)), "lat": maybe(st.floats(39.7, 40.1)),
+        "category": maybe(st.sampled_from(["E0501", "C0101"])), "source": maybe(st.sampled_from(["patrol", "complaint"])),
+        "description": values, "reason": values, "note": values, "hours": values, "into": values,
+        "units": maybe(st.lists(maybe(unit), max_size=3)), "override_reason": values, "photos": values,
+        "version": values})
+    who = st.sampled_from([bearer(creds["city"]), bearer(creds["district"]), bearer(creds["officer"]), {}])
+    headers = st.tuples(who, st.sampled_from([{}, {"Idempotency-Key": "k1"}, {"If-Match": '"1"'}, {"If-Match": "x"}]))
+    path = st.one_of(st.just("/api/tasks"), task_id.map(lambda t: f"/api/tasks/{t}"),
+                     task_id.map(lambda t: f"/api/tasks/{t}/recommendations"),
+                     st.tuples(task_id, st.sampled_from(TASK_ACTIONS)).map(lambda ta: f"/api/tasks/{ta[0]}/{ta[1]}"),
+                     task_id.map(lambda t: f"/api/tasks/{t}/photos"), task_id.map(lambda t: f"/api/tasks/{t}/photos/{t}"),
+                     st.sampled_from(["/api/kpis", "/api/categories", "/api/me", "/api/schema", "/api/", "/api/docs"]))
+    return st.builds(Request, st.sampled_from(["GET", "POST", "POST", "DELETE"]), path, query_strings(TASK_PARAMS),
+                     body_bytes(body), st.sampled_from(["application/json", "multipart/form-data; boundary=x", ""]),
+                     headers.map(lambda hh: {**hh[0], **hh[1]}))
+
+
+def tracks_requests(w: Any, creds: dict[str, str]) -> st.SearchStrategy[Request]:
+    device = segments(st.sampled_from([creds["device_id"], "nope", "a" * 70]))
+    params = {"from": st.sampled_from([now_iso(3600), "x", "1" * 401]), "to": st.sampled_from([now_iso(0), "", "9999"])}
+    return st.builds(Request, st.sampled_from(["GET", "POST"]), device.map(lambda d: f"/api/tracks/{d}"),
+                     query_strings(params), headers=st.sampled_from([bearer(creds["district"]), bearer(creds["officer"]), {}]))
+
+
 ENDPOINTS = (
     Endpoint("positions", ("api/positions",), positions_requests, via_asgi=True),
     Endpoint("osmand", ("ingest/osmand",), osmand_requests, via_asgi=True),
@@ -316,6 +355,18 @@ ENDPOINTS = (
     Endpoint("signed_tiles", (), signed_tile_requests, via_asgi=True),
     Endpoint("map_pages", ("", "api/map/districts.geojson", "api/map/district-labels.geojson"),
              page_requests(["/", "/api/map/districts.geojson", "/api/map/district-labels.geojson", "/no/such/page"])),
+    Endpoint("dispatch", ("api/", "api/categories", "api/docs", "api/kpis", "api/me", "api/schema", "api/tasks",
+                          "api/tasks/<task_id>", *(f"api/tasks/<task_id>/{a}" for a in TASK_ACTIONS),
+                          "api/tasks/<task_id>/photos", "api/tasks/<task_id>/photos/<photo_id>",
+                          "api/tasks/<task_id>/recommendations"), dispatch_requests),
+    Endpoint("tracks", ("api/tracks/<str:device_id>",), tracks_requests),
+    Endpoint("mode_pages", ("console", "wall", "field", "favicon.ico", "field-sw.js", "field/manifest.webmanifest",
+                            "healthz", "readyz", "metrics", "i18n/setlang/", "ogc/^api/?$", "ogc/^api\\.html$"),
+             page_requests(["/console", "/wall", "/field", "/favicon.ico", "/field-sw.js", "/field/manifest.webmanifest",
+                            "/healthz", "/readyz", "/metrics", "/i18n/setlang/", "/ogc/api", "/ogc/api.html"])),
+    Endpoint("map_api", ("api/map/labels.geojson", "api/map/search", "api/map/summary"),
+             page_requests(["/api/map/labels.geojson", "/api/map/search?q=%00", "/api/map/search?q=东华门",
+                            "/api/map/summary", "/api/map/labels.geojson?bbox=1,2,3"])),
     # Each refused login costs a password hash (deliberately slow): fewer examples.
     Endpoint("login", ("login/", "logout/"), login_requests, examples=min(FUZZ_EXAMPLES, 8)),
 )
