@@ -249,3 +249,31 @@ def test_a_second_load_keeps_the_history(block: tuple[int, int]) -> None:
     before = rows("SELECT checksum, loaded_at, counts FROM geo_fixtureload WHERE name = %s", [HISTORY_NAME])
     call_command("load_fixtures", verbosity=0)
     assert rows("SELECT checksum, loaded_at, counts FROM geo_fixtureload WHERE name = %s", [HISTORY_NAME]) == before
+
+
+def test_a_reload_keeps_live_tasks_and_reuses_the_block(block: tuple[int, int]) -> None:
+    """Clearing the history before a reload removes the block (with its events and assignments)
+    and nothing else; the next load takes the same block, so live tasks keep their ids. (Run inside
+    the test's transaction: the DDL and the deletes roll back with it.)"""
+    from fixtures.generate.task_load import choose_base, clear_history, drop_foreign_keys, restore_foreign_keys
+
+    first, last = block
+    live = last + 1000
+    connection.ensure_connection()
+    with connection.connection.cursor() as cur:
+        keys = drop_foreign_keys(cur)  # first: ALTER TABLE refuses a table with pending key checks
+        # A live task (a copy of a history task under a new id) with one event of its own.
+        cur.execute("""INSERT INTO command_task (id, number, state, source, category_id, description, address, geom,
+                           grid_cell_id, community_id, street_id, district_id, created_at, overdue, escalation,
+                           reworks, extensions, version, updated_at)
+                       SELECT %s, 'T2026-LIVE', 'reported', source, category_id, description, address, geom,
+                           grid_cell_id, community_id, street_id, district_id, now(), false, 'street', 0, 0, 1, now()
+                       FROM command_task WHERE id = %s""", [live, first])
+        cur.execute("INSERT INTO command_taskevent (task_id, action, from_state, to_state, actor_name, at, reason, data)"
+                    " VALUES (%s, 'create', '', 'reported', 'test', now(), '', '{}')", [live])
+        assert clear_history(cur) == (first, last)
+        assert choose_base(cur, last - first + 1, (first, last)) == first - 1
+        restore_foreign_keys(cur, keys)
+    assert scalar("SELECT array_agg(id) FROM command_task") == [live]
+    assert scalar("SELECT array_agg(DISTINCT task_id) FROM command_taskevent") == [live]
+    assert scalar("SELECT count(*) FROM command_assignment WHERE task_id BETWEEN %s AND %s", list(block)) == 0
