@@ -392,4 +392,12 @@ def connection_owner(candidates: list[int], client_port: int, server_port: int) 
 def worker_pids(server_pid: int) -> list[int]:
     """uvicorn's worker processes (--workers N): the supervisor's children that are Python."""
     children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+    return [int(pid) for pid in children if "spawn_main" in _cmdline(int(pid))]
+
+
+def _cmdline(pid: int) -> str:
+    """A process's command line; "" if it ended meanwhile (a worker being replaced)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""

@@ -174,7 +174,7 @@ def test_the_map_and_the_admin_map_widget_run_under_the_content_security_policy(
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", "onemap-demo")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{server}/")
+    page.wait_for_url(f"{server}/console")  # `/` sends the superuser (city commander) to the console
     page.wait_for_function("() => window.oneMap && window.oneMap.loaded() && window.oneMap.areTilesLoaded() && "
                            "window.oneMapLive && window.oneMapLive.state === 'live'", timeout=60_000)
     assert page.evaluate("() => window.__cspViolations") == []

@@ -46,9 +46,9 @@ def assert_secured(headers: dict[str, str], page: bool = False) -> None:
 def test_django_answers_carry_the_headers(client) -> None:  # type: ignore[no-untyped-def]
     assert_secured(client.get("/login/"), page=True)
     assert_secured(client.get("/api/map/districts.geojson"))  # a 401 problem
-    assert_secured(client.get("/static/frontend/one_map.js"))
+    assert_secured(client.get("/static/frontend/map_app.js"))
     login_as(client, "commander")
-    page = client.get("/")
+    page = client.get("/console")  # `/` sends each role to its mode
     assert_secured(page, page=True)
     html = page.content.decode()
     # Nothing inline the policy would block: scripts come from files; the one JSON block is data.
