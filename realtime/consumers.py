@@ -385,7 +385,7 @@ class FieldConsumer(JsonSocket):
             await self.send_error("database_unavailable", "the database is unavailable; send the fixes again later",
                                   ref=_ref(message), retry_after=dbhealth.RETRY_AFTER_S)
             return
-        await self.send_json({"type": "fix_result", "ref": message.get("ref"), **report.summary()})
+        await self.send_json({"type": "fix_result", "ref": _ref(message), **report.summary()})
 
     async def on_ack(self, message: dict[str, Any]) -> None:
         assert self.identity is not None
