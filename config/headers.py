@@ -25,7 +25,7 @@ PAGE_POLICY = "; ".join([
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
     "connect-src 'self'",
-    "worker-src blob:",
+    "worker-src 'self' blob:",  # 'self': the field app's service worker (/field-sw.js)
     "child-src blob:",
     "object-src 'none'",
     "base-uri 'self'",
@@ -41,8 +41,13 @@ COMMON = {
 }
 
 
+# A script's own policy binds it only when it runs as a worker: the field app's service worker
+# fetches its app shell, which "default-src 'none'" would refuse.
+RUNS_AS_PAGE_OR_WORKER = ("text/html", "text/javascript", "application/javascript")
+
+
 def security_headers(content_type: str) -> dict[str, str]:
-    policy = PAGE_POLICY if content_type.startswith("text/html") else NOT_A_PAGE_POLICY
+    policy = PAGE_POLICY if content_type.startswith(RUNS_AS_PAGE_OR_WORKER) else NOT_A_PAGE_POLICY
     return {**COMMON, "Content-Security-Policy": policy}
 
 

@@ -256,7 +256,9 @@ def test_field_app_on_a_phone_reports_its_position_and_acknowledges_a_push(serve
     page.wait_for_selector(f"[data-push='{push['id']}'].acked", timeout=30_000)
     assert get_json(f"{server}/api/pushes/{push['id']}", token)["acked_at"] is not None  # recorded by the server
     # The app shell is kept by the service worker: offline, the page still opens.
-    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    # Bounded: a service worker that cannot register (a policy refusing its script) never gets ready.
+    assert page.evaluate("() => Promise.race([navigator.serviceWorker.ready.then(() => true),"
+                         " new Promise(resolve => setTimeout(() => resolve(false), 30000))])")
     page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
     page.context.set_offline(True)
     page.reload()
