@@ -219,7 +219,7 @@ export function installTasks(map, config, {shortcuts}) {
       el('time', {textContent: new Date(event.at).toLocaleString(document.documentElement.lang, {hour12: false})}), ' ',
       el('strong', {textContent: t(ACTION_LABELS[event.action] || event.action)}), ' ',
       el('span', {textContent: [event.actor, event.reason].filter(Boolean).join(' · ')}))));
-    detail.replaceChildren(
+    detail.replaceChildren(...[
       el('header', {}, el('strong', {className: 'number', textContent: task.number}), ' ',
          el('span', {className: 'state', dataset: {state: task.state}, textContent: t(STATE_LABELS[task.state] || task.state)}),
          task.overdue ? el('span', {className: 'overdue', textContent: t('超期')}) : null,
@@ -230,7 +230,7 @@ export function installTasks(map, config, {shortcuts}) {
       el('div', {className: 'task-recs'}),
       buttons.length ? el('div', {className: 'task-actions'}, ...(needs ? [inputs.reason] : []),
                           ...(task.allowed_actions.includes('extend') ? [inputs.hours] : []), ...buttons) : null,
-      el('h3', {textContent: t('时间线')}), timeline);
+      el('h3', {textContent: t('时间线')}), timeline].filter(Boolean));
     renderRecs(task);
   }
 

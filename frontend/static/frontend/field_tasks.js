@@ -116,8 +116,8 @@ export function installFieldTasks(field, link) {
 
   function render() {
     const list = el('ul', {className: 'field-task-list', id: 'field-task-list'}, ...state.tasks.map(card));
-    box.replaceChildren(el('h2', {textContent: `${t('我的任务')} (${state.tasks.length})`}),
-      state.error ? el('p', {className: 'task-error', role: 'alert', textContent: state.error}) : null, list);
+    box.replaceChildren(...[el('h2', {textContent: `${t('我的任务')} (${state.tasks.length})`}),
+      state.error ? el('p', {className: 'task-error', role: 'alert', textContent: state.error}) : null, list].filter(Boolean));
     if (state.map && state.map.getSource('my-tasks')) {
       state.map.getSource('my-tasks').setData({type: 'FeatureCollection', features: state.tasks.map((task) => ({
         type: 'Feature', properties: {state: task.state, id: task.id}, geometry: {type: 'Point', coordinates: [task.lon, task.lat]}}))});
