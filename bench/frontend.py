@@ -59,6 +59,8 @@ FIND_TASK = """async () => {
     const me = await fetch('/api/me').then(r => r.json());
     const cells = await fetch('/api/map/search?q=' + me.street).then(r => r.json());
     const cell = cells.results.find(r => r.kind === 'gridcell');
+    const [w, s, e, n] = cell.bbox || [...cell.center, ...cell.center];
+    cell.center = [(w + e) / 2, (s + n) / 2];
     const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
     const category = (await fetch('/api/categories').then(r => r.json())).items.find(c => c.unit_kinds.includes('officer'));
     await fetch('/api/tasks', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRFToken': token},

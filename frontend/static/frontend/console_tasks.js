@@ -114,33 +114,42 @@ export function installTasks(map, config, {shortcuts}) {
   }
 
   // ---- a task: its detail, timeline, actions and recommendations
+  // The detail and the recommendations are fetched together and drawn in the same frame: with a
+  // software-rendered map (a wall PC, headless) every extra frame in between costs its full time.
   async function select(id, {fly = false} = {}) {
     ui.selected = id;
-    highlight();
     for (const row of list.querySelectorAll('li')) row.classList.toggle('selected', row.dataset.task === String(id));
-    const task = await loadDetail();
-    if (task && fly) map.flyTo({center: [task.lon, task.lat], zoom: Math.max(map.getZoom(), 15)});
-    if (task) await loadRecommendations(task);
+    const recsRequest = api('GET', `/api/tasks/${id}/recommendations?limit=5`).catch(() => null);
+    const task = await loadDetail(false);
+    const body = await recsRequest;
+    if (!task || id !== ui.selected) return;
+    showRecs(task, body);
+    if (fly) map.flyTo({center: [task.lon, task.lat], zoom: Math.max(map.getZoom(), 15)});
   }
 
-  async function loadDetail() {
+  async function loadDetail(render = true) {
     const id = ui.selected;
     const task = await guarded(() => api('GET', `/api/tasks/${id}`));
     if (!task || id !== ui.selected) return null;
     ui.detail = task;
-    live.keep(task);
-    renderDetail(task);
+    if (render) { live.keep(task); renderDetail(task); }
     return task;
   }
 
-  async function loadRecommendations(task) {
-    const canAssign = task.allowed_actions.some((a) => ['dispatch', 'reassign', 'file'].includes(a));
-    if (!canAssign) { ui.recs = []; drawRecs(task); renderRecs(task); return; }
-    const body = await guarded(() => api('GET', `/api/tasks/${task.id}/recommendations?limit=5`));
-    if (!body || task.id !== ui.selected) return;
-    ui.recs = body.items;
+  function assignable(task) { return task.allowed_actions.some((a) => ['dispatch', 'reassign', 'file'].includes(a)); }
+
+  function showRecs(task, body) {
+    ui.recs = assignable(task) && body ? body.items : [];
+    live.keep(task);
+    renderDetail(task);
     drawRecs(task);
-    renderRecs(task);
+    highlight();
+  }
+
+  async function loadRecommendations(task) {
+    const body = assignable(task) ? await guarded(() => api('GET', `/api/tasks/${task.id}/recommendations?limit=5`)) : null;
+    if (task.id !== ui.selected) return;
+    showRecs(task, body);
   }
 
   let drawTicket = 0;

@@ -12,7 +12,7 @@ export function startTasks({onChange, onEvent} = {}) {
 
   function keep(task) {
     const known = live.tasks.get(task.id);
-    if (known && known.version > task.version) return false;
+    if (known && known.version >= task.version && OPEN.has(task.state)) return false;  // nothing new
     if (OPEN.has(task.state)) live.tasks.set(task.id, task); else live.tasks.delete(task.id);
     return true;
   }
