@@ -139,7 +139,9 @@ def click_to_recommendations(browser: Any, base: str, runs: int) -> list[float]:
     page.wait_for_function(ready, arg=task["id"], timeout=120_000)
     times = []
     for run in range(runs + 1):
-        page.evaluate("() => window.oneMapConsole.tasks.deselect()")
+        # From a settled map: the frames of the previous selection's removal are not counted.
+        page.evaluate("() => new Promise((done) => { window.oneMapConsole.tasks.deselect(); "
+                      "window.oneMap.once('idle', done); window.oneMap.triggerRepaint(); })")
         point = page.evaluate("""(t) => { const m = window.oneMap, p = m.project([t.lon, t.lat]),
             box = m.getCanvas().getBoundingClientRect(); return {x: box.left + p.x, y: box.top + p.y}; }""", task)
         page.mouse.click(point["x"], point["y"])

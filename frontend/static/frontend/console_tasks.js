@@ -46,14 +46,19 @@ export function installTasks(map, config, {shortcuts}) {
   map.addLayer({id: 'task-overdue', type: 'circle', source: 'tasks-live', filter: ['==', ['get', 'overdue'], true],
     paint: {'circle-radius': 12, 'circle-color': 'rgba(220,38,38,0.25)', 'circle-stroke-color': '#dc2626', 'circle-stroke-width': 2}});
   map.addLayer({id: 'task', type: 'circle', source: 'tasks-live',
-    paint: {'circle-radius': ['case', ['==', ['get', 'id'], ['literal', -1]], 9, 6], 'circle-color': colour,
+    paint: {'circle-radius': ['case', ['boolean', ['feature-state', 'selected'], false], 10, 6], 'circle-color': colour,
             'circle-stroke-color': '#ffffff', 'circle-stroke-width': 1.5}});
   const live = startTasks({onChange: onTasksChanged, onEvent: onTaskEvent});
   registerLayerGroup({id: 'tasks', label: '任务', swatch: STATE_COLOURS.dispatched, layers: ['task-overdue', 'task'],
                       count: () => { const c = live.counts(); return c.overdue ? `${c.open} (${c.overdue} ${t('超期')})` : c.open; }});
 
+  // The selected task is a feature state: no re-layout of the source in the worker (a data-driven
+  // paint change would rebuild its buckets, frames later).
+  let highlighted = null;
   function highlight() {
-    map.setPaintProperty('task', 'circle-radius', ['case', ['==', ['get', 'id'], ui.selected ?? -1], 10, 6]);
+    if (highlighted !== null) map.setFeatureState({source: 'tasks-live', id: highlighted}, {selected: false});
+    highlighted = ui.selected;
+    if (highlighted !== null) map.setFeatureState({source: 'tasks-live', id: highlighted}, {selected: true});
   }
 
   // ---- the panel
@@ -142,8 +147,7 @@ export function installTasks(map, config, {shortcuts}) {
     ui.recs = assignable(task) && body ? body.items : [];
     live.keep(task);
     renderDetail(task);
-    drawRecs(task);
-    highlight();
+    drawRecs(task, highlight);
   }
 
   async function loadRecommendations(task) {
@@ -153,7 +157,7 @@ export function installTasks(map, config, {shortcuts}) {
   }
 
   let drawTicket = 0;
-  function drawRecs(task) {
+  function drawRecs(task, then) {
     const features = [];
     for (const rec of ui.recs) {
       features.push({type: 'Feature', properties: {rank: rec.rank, key: `${rec.kind}-${rec.id}`},
@@ -171,7 +175,15 @@ export function installTasks(map, config, {shortcuts}) {
       map.off('render', drawn);
     };
     map.on('render', drawn);
-    map.triggerRepaint();
+    // Anything else that repaints (the highlight) waits for the lines' data: one frame with both,
+    // rather than one frame without the lines first (a frame costs its full time on a slow GPU).
+    const loaded = (event) => {
+      if (event.sourceId !== 'task-recs' || !map.isSourceLoaded('task-recs')) return;
+      map.off('sourcedata', loaded);
+      if (then) then();
+      map.triggerRepaint();
+    };
+    map.on('sourcedata', loaded);
   }
 
   function renderRecs(task) {
