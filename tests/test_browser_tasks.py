@@ -45,6 +45,7 @@ def scene(django_db_blocker):  # type: ignore[no-untyped-def]
     from django.db import connection
 
     from command.models import Category
+    from command.workflow import OPEN_STATES
     from geo.models import Officer
     from tests.dispatch_support import STREET, offset, place_officer, point_in_street
 
@@ -54,7 +55,15 @@ def scene(django_db_blocker):  # type: ignore[no-untyped-def]
                            " WHERE position_at > now() - interval '1 day'")
             cursor.execute("UPDATE geo_vehicle SET position_at = now() - interval '1 day'"
                            " WHERE position_at > now() - interval '1 day'")
-        lon, lat = point_in_street(STREET)
+        # A grid cell of the street with no open task near its point (earlier runs leave theirs).
+        cursor = connection.cursor()
+        cursor.execute(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(g.geom) p, g.code FROM geo_gridcell g"
+            " WHERE g.street_id = %s) c WHERE NOT EXISTS (SELECT 1 FROM command_task t WHERE t.state = ANY(%s)"
+            " AND ST_DWithin(t.geom::geography, c.p::geography, 60)) ORDER BY c.code LIMIT 1",
+            [STREET, list(OPEN_STATES)])
+        row = cursor.fetchone()
+        lon, lat = row if row else point_in_street(STREET)
         officer = Officer.objects.get(profile__user__username="officer1")
         at = offset(lon, lat, 30, 10)
         place_officer(officer, *at)
