@@ -20,6 +20,7 @@ SHELL_STATIC = (
     "vendor/maplibre-gl/maplibre-gl.js", "vendor/maplibre-gl/maplibre-gl.css",
     "frontend/onemap.css", "frontend/i18n.js", "frontend/basemap.js", "frontend/theme.js",
     "frontend/live_units.js", "frontend/map_app.js", "frontend/field.js", "frontend/field_link.js",
+    "frontend/field_tasks.js", "frontend/task_queue.js", "frontend/task_api.js",
     "frontend/icons/onemap-192.png", "frontend/icons/onemap.svg",
 )
 FIELD_SCOPE = "/field"

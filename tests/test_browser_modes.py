@@ -68,14 +68,15 @@ def test_wall_is_dark_without_controls_and_shows_every_layer(server, browser):
     assert page.query_selector("button.logout, form[action='/logout/']") is None
     assert page.evaluate("() => window.oneMap.dragPan.isEnabled() || window.oneMap.scrollZoom.isEnabled()") is False
     assert page.evaluate("() => window.oneMap.getPaintProperty('background', 'background-color')") == "#0b1420"
-    # City-wide KPIs from the live feed and the summary; the task slots are empty and hidden.
+    # City-wide KPIs from the live feed and the summary; and the task panels.
     page.wait_for_function("() => document.querySelector('[data-kpi=cameras-online] .kpi-value').textContent !== '–'")
     live_total = page.evaluate("() => window.oneMapLive.counts()")
     on_duty = int(page.inner_text("[data-kpi=units-on-duty] .kpi-value"))
     stale = int(page.inner_text("[data-kpi=units-stale] .kpi-value"))
     assert (on_duty, stale) == (live_total["fresh"], live_total["stale"]) and on_duty + stale > 1000
     assert int(page.inner_text("[data-kpi=cameras-online] .kpi-value")) > 100_000
-    assert page.is_hidden("#wall-task-kpis") and page.inner_text("#wall-task-kpis") == ""
+    # The task panels (wall_tasks.js): open and overdue tasks from the tasks stream.
+    page.wait_for_selector("#wall-task-kpis [data-kpi=tasks-open]")
     # At city zoom the units are clusters, not thousands of dots.
     clusters = rendered(page, "live-cluster", "point_count")
     assert clusters and len(rendered(page, "live-officer")) < 200, len(rendered(page, "live-officer"))
@@ -151,7 +152,8 @@ def test_console_switches_layers_searches_and_names_units(server, browser):
     screenshot(page, "console-1600x900")
     assert "东城区" in page.inner_text("header .jurisdiction")  # a name, not `district 110101`
     groups = page.eval_on_selector_all("#layer-list input", "boxes => boxes.map(b => b.dataset.group)")
-    assert groups == ["districts", "streets", "communities", "gridcells", "hotspots", "cameras", "officers", "vehicles"]
+    assert groups == ["districts", "streets", "communities", "gridcells", "hotspots", "cameras", "officers", "vehicles",
+                      "tasks"]
     assert page.inner_text("[data-count=districts]") == "1"
     assert int(page.inner_text("[data-count=officers]")) == page.evaluate("() => window.oneMapLive.count('officer')") > 0
     # Search flies to a street; the map ends inside it.

@@ -1,10 +1,11 @@
 /* The dispatcher's console: the map of the dispatcher's jurisdiction with a layer switcher
    (legend and counts), search that flies to a grid cell, street, community or hotspot, clickable
-   officers and vehicles, and keyboard shortcuts. The task panels come with the dispatch API; they
-   add their layer group with registerLayerGroup (basemap.js) and their keys to SHORTCUTS. */
+   officers and vehicles, and keyboard shortcuts. The task screens (console_tasks.js) add their
+   layer group with registerLayerGroup (basemap.js) and their keys to SHORTCUTS. */
 /* global maplibregl */
 import {LAYER_GROUPS} from './basemap.js';
 import {t} from './i18n.js';
+import {installTasks} from './console_tasks.js';
 import {startLive} from './live_units.js';
 import {createMap, installPopups, readConfig, whenLoaded} from './map_app.js';
 
@@ -179,13 +180,14 @@ async function start() {
     paint: {'circle-radius': 12, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#f59e0b', 'circle-stroke-width': 3}});
   live = startLive(map, config, {onState: showLiveStatus, onUnits(current) { showLiveStatus(current); updateCounts(); }});
   installPopups(map, config, live);
+  const tasks = installTasks(map, config, {shortcuts: SHORTCUTS});
   document.getElementById('hide-stale').addEventListener('change', (event) => live.setHideStale(event.target.checked));
   renderLayerList();
   installSearch();
   installShortcuts();
   refreshSummary().catch(() => {});
   setInterval(() => refreshSummary().catch(() => {}), 60_000);
-  window.oneMapConsole = {groupVisible: (id, visible) => groupVisible(LAYER_GROUPS.find((g) => g.id === id), visible), flyTo};
+  window.oneMapConsole = {groupVisible: (id, visible) => groupVisible(LAYER_GROUPS.find((g) => g.id === id), visible), flyTo, tasks};
 }
 
 start().catch((error) => console.error(error));

@@ -4,6 +4,7 @@
    (/field-sw.js), so the page opens without a network. */
 import {t} from './i18n.js';
 import {FieldLink} from './field_link.js';
+import {installFieldTasks, taskPushText} from './field_tasks.js';
 import {createMap, readConfig, whenLoaded} from './map_app.js';
 import {palette} from './theme.js';
 
@@ -14,12 +15,13 @@ const DUTY_KEY = 'onemap.field.onDuty';
 const pushes = new Map();  // id -> {message, element, acked}
 const field = {pushes, fixesSent: 0, lastFixResult: null, position: null};
 window.oneMapField = field;  // for the browser tests and for a look from the console
-let map, link, watchId = null, lastFixAt = 0;
+let map, link, tasks, watchId = null, lastFixAt = 0;
 
 function status(text) { document.getElementById('field-status').textContent = text; }
 
 function showPosition(lonLat, accuracy) {
   field.position = lonLat;
+  if (tasks) tasks.onPosition();
   const source = map && map.getSource('me');
   if (!source) return;
   source.setData({type: 'FeatureCollection', features: [
@@ -76,6 +78,7 @@ function cue() {
 
 function pushTitle(message) {
   const payload = message.payload || {};
+  if (message.kind === 'task') return taskPushText(payload).title;
   return payload.title || payload.message || payload.text || (message.kind === 'task' ? t('任务推送') : t('地图推送'));
 }
 
@@ -85,7 +88,9 @@ function onPush(message) {
   card.className = 'push';
   card.dataset.push = message.id;
   const title = document.createElement('strong'); title.textContent = pushTitle(message);
-  const body = document.createElement('p'); body.textContent = (message.payload && message.payload.detail) || '';
+  const body = document.createElement('p');
+  body.textContent = message.kind === 'task' ? taskPushText(message.payload || {}).detail : (message.payload && message.payload.detail) || '';
+  card.dataset.kind = message.kind;
   const ack = document.createElement('button'); ack.type = 'button'; ack.className = 'ack'; ack.textContent = t('确认');
   ack.addEventListener('click', () => { if (link.send({type: 'ack', id: message.id})) ack.disabled = true; });
   card.append(title, body, ack);
@@ -93,6 +98,7 @@ function onPush(message) {
   pushes.set(message.id, {message, element: card, acked: false});
   const center = message.payload && message.payload.center;
   if (Array.isArray(center) && center.length === 2 && map) map.flyTo({center, zoom: 16});
+  if (message.kind === 'task' && tasks) tasks.onPush(message);
   cue();
 }
 
@@ -111,7 +117,11 @@ async function start() {
     navigator.serviceWorker.register(config.serviceWorker, {scope: '/field'}).catch(() => {});
   }
   link = new FieldLink(config.fieldSocket, {
-    onState(open) { document.body.dataset.link = open ? 'open' : 'closed'; status(open ? t('已连接') : t('已离线')); },
+    onState(open) {
+      document.body.dataset.link = open ? 'open' : 'closed';
+      status(open ? t('已连接') : t('已离线'));
+      if (open && tasks) tasks.refresh();
+    },
     push: onPush,
     acked: onAcked,
     fix_result(message) {
@@ -121,11 +131,14 @@ async function start() {
     error(message) { console.warn('field link:', message.error, message.detail); },
   });
   field.link = link;
+  tasks = installFieldTasks(field, link);  // its queue is the link's outbox, flushed on every connect
   link.connect();
+  tasks.refresh();
   document.getElementById('duty-toggle').addEventListener('change', (event) => setDuty(event.target.checked));
   map = await createMap(config, config.officer && config.officer.position ? {center: config.officer.position, zoom: 15, bounds: undefined} : {});
   await whenLoaded(map);
   addOwnPositionLayer();
+  tasks.addLayer(map);
   document.getElementById('locate').addEventListener('click', () => field.position && map.flyTo({center: field.position, zoom: 16}));
   if (localStorage.getItem(DUTY_KEY) === '1') setDuty(true);
 }

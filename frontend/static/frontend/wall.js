@@ -1,18 +1,20 @@
 /* The video wall: a dark map with no interaction, KPI panels, timed tours of the districts, units
    fading with the age of their last fix, and banners when the live feed lags or drops.
 
-   The dispatch screens add the task panels through window.oneMapWall (setTaskKpis, setTaskFeed):
-   their containers (#wall-task-kpis, #wall-task-feed) are in the page, empty and hidden until
-   then. */
+   The task panels (wall_tasks.js) fill themselves through window.oneMapWall (setTaskKpis,
+   setTaskFeed): their containers (#wall-task-kpis, #wall-task-feed) are in the page, empty and
+   hidden until then. */
 import {age, t} from './i18n.js';
 import {startLive} from './live_units.js';
 import {createMap, readConfig, whenLoaded} from './map_app.js';
+import {startWallTasks} from './wall_tasks.js';
 import {parseTile, tileCamera, tourIndex} from './wall_view.js';
 
 const config = readConfig();
 const params = new URLSearchParams(location.search);
 const tile = parseTile(params.get('tile')) || parseTile('');
-const touring = params.get('tour') !== 'off' && config.tour.stops.length > 1;
+// ?tour=overdue: the tour goes through the overdue tasks instead of the districts (wall_tasks.js).
+const touring = !['off', 'overdue'].includes(params.get('tour')) && config.tour.stops.length > 1;
 const panels = params.has('panels') ? params.get('panels') !== '0' : tile.col === 0 && tile.row === 0;
 document.body.classList.toggle('wall-no-panels', !panels);
 if (!parseTile(params.get('tile'))) document.getElementById('wall-bad-tile').hidden = false;
@@ -95,6 +97,7 @@ async function start() {
   setInterval(() => { clock.textContent = new Date().toLocaleTimeString(document.documentElement.lang, {hour12: false}); }, 1000);
   live.setHideStale(params.get('stale') === 'hide');
   window.oneMapWall.live = live;
+  startWallTasks(map, {tile, tour: params.get('tour') === 'overdue'});
   window.oneMapWall.age = age;
 }
 
