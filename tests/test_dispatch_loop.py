@@ -292,3 +292,19 @@ def test_the_openapi_document_and_docs_page_are_served_locally(dongcheng: Dongch
         assert f"/api/tasks/{{task_id}}/{action}" in paths, action
     page = dongcheng.api("donghuamen", "get", "/api/docs").content.decode()
     assert "swagger" in page.lower() and "cdn." not in page and "unpkg" not in page
+
+
+def test_a_unit_that_never_came_near_is_flagged_with_its_closest_distance(dongcheng: Dongcheng) -> None:  # noqa: F811
+    d = dongcheng
+    task_id = dispatched(d)["id"]  # officer1 40 m away at dispatch time
+    act(d, "officer1", task_id, "accept")
+    place_officer(d.officer1, *offset(d.lon, d.lat, 400, 0))  # it stays 400 m off, and says it arrived
+    # The fix of dispatch time lies before the work window only if it came first: move the window on.
+    from command.models import Task
+
+    Task.objects.filter(pk=task_id).update(dispatched_at=Task.objects.get(pk=task_id).accepted_at)
+    task = act(d, "officer1", task_id, "arrive")
+    assert task["presence_flag"] is True
+    assert 350 < task["presence_distance_m"] < 450
+    arrive = next(e for e in task["timeline"] if e["action"] == "arrive")
+    assert arrive["data"]["presence"]["flagged"] is True and arrive["data"]["presence"]["radius_m"] == 100.0
