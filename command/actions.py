@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from command import audit, presence, workflow
@@ -172,9 +173,11 @@ def do_create(actor: Actor, data: dict[str, Any], idempotency_key: str | None = 
 
 def _auto_dispatch(task: Task, now: datetime) -> None:
     """Apply the most specific enabled rule of the task's category and place, if any."""
-    rules = DispatchRule.objects.filter(category=task.category, enabled=True).filter(
-        models_q_place(task)).order_by("-street_id", "-district_id")
-    rule = next(iter(sorted(rules, key=lambda r: (r.street_id is None, r.district_id is None))), None)
+    # A rule names no area (the city), a district or a street; the most specific one that holds wins.
+    rule = (DispatchRule.objects.filter(category=task.category, enabled=True)
+            .filter(Q(street__isnull=True) | Q(street_id=task.street_id))
+            .filter(Q(district__isnull=True) | Q(district_id=task.district_id))
+            .order_by(F("street").asc(nulls_last=True), F("district").asc(nulls_last=True), "id").first())
     if rule is None or not rule.auto_file:
         return
     system = Actor.system()
@@ -187,13 +190,6 @@ def _auto_dispatch(task: Task, now: datetime) -> None:
         first = candidates[0]
         _transition(system, task, "dispatch", {"units": [{"kind": first.kind, "id": first.id}],
                                                "rule": rule.pk}, now)
-
-
-def models_q_place(task: Task) -> Any:
-    from django.db.models import Q
-
-    return (Q(street__isnull=True) | Q(street_id=task.street_id)) & (
-        Q(district__isnull=True) | Q(district_id=task.district_id))
 
 
 # --- transitions --------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,24 +22,13 @@ from channels.db import database_sync_to_async
 
 from config.http import server_command
 from realtime.actions import do_ingest_fixes
+from tests.fault_support import REDIS_SERVER, wait_until
 from tests.live_server import free_port, session_database_url
 from tests.realtime_support import WAIT, fix, run, world  # noqa: F401
 from tests.test_realtime_map import frames_until, open_screen
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    """Poll (not sleep-and-hope): check, back off briefly, give up after `timeout`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 @pytest.fixture(scope="session")

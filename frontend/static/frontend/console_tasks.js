@@ -5,7 +5,7 @@
    A half-written task survives an expired session (sessionStorage, restored after the login). */
 import {registerLayerGroup} from './basemap.js';
 import {t} from './i18n.js';
-import {ACTION_LABELS, STATE_COLOURS, STATE_LABELS, api, compass, distanceText, onExpired} from './task_api.js';
+import {ACTION_LABELS, STATE_COLOURS, STATE_LABELS, api, compass, distanceText, onExpired, el} from './task_api.js';
 import {startTasks, tasksGeoJson} from './tasks_live.js';
 
 const DRAFT_KEY = 'onemap.console.taskDraft';
@@ -16,17 +16,6 @@ const SOURCES = [['patrol', '巡查上报'], ['complaint', '12345 诉求'], ['vi
 const BUTTONS = {
   file: {}, verify: {}, close: {}, cancel: {reason: true}, rework: {reason: true}, extend: {reason: true, hours: true},
 };
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null) node[key] = value;
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 export function installTasks(map, config, {shortcuts}) {
   const ui = {categories: [], selected: null, detail: null, recs: [], filters: {state: '', overdue: '', category: ''},

@@ -4,7 +4,7 @@
    each through the offline queue (task_queue.js) so that nothing taken offline is lost or sent
    twice. Task pushes refresh the list and bring the task to the top. */
 import {t} from './i18n.js';
-import {ACTION_LABELS, STATE_COLOURS, STATE_LABELS, api, compass, distanceBearing, distanceText} from './task_api.js';
+import {ACTION_LABELS, STATE_COLOURS, STATE_LABELS, api, compass, distanceBearing, distanceText, el} from './task_api.js';
 import {TaskQueue, photoDataUrl} from './task_queue.js';
 
 const OPEN_STATES = 'dispatched,accepted,on_site,handled';
@@ -12,17 +12,6 @@ const OPEN_STATES = 'dispatched,accepted,on_site,handled';
 const NEXT = {dispatched: 'accept', accepted: 'arrive', on_site: 'feedback'};
 const NEXT_STATE = {accept: 'accepted', arrive: 'on_site', feedback: 'handled'};
 const EMPTY = {type: 'FeatureCollection', features: []};
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null) node[key] = value;
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 export function installFieldTasks(field, link) {
   const box = document.getElementById('field-tasks');

@@ -101,3 +101,15 @@ export const ACTION_LABELS = {
   verify: '核查通过', rework: '返工', close: '结案', extend: '延期', cancel: '作废', merge: '合并',
   escalate: '升级', overdue: '超期', remind: '提醒', push_delivered: '推送已送达', push_acknowledged: '推送已确认',
 };
+
+// A DOM element with properties, event handlers (on...), dataset and children: the task screens' one builder.
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null) node[key] = value;
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
