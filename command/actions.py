@@ -249,15 +249,24 @@ def _transition(actor: Actor, task: Task, action: str, data: dict[str, Any], now
     transition = check_action(actor, task, action, data)
     before = task_summary(task)
     from_state = task.state
+    values = {f.attname: getattr(task, f.attname) for f in _MUTABLE_FIELDS}
     extra = APPLY.get(action, _nothing)(actor, task, data, now) or {}
     if transition.target is not None:
         task.state = transition.target
     task.version += 1
     task.updated_at = now
-    task.save()
+    # Only what the action changed is written (an UPDATE of every column cost the ORM and the
+    # database several times as much, for the same row).
+    task.save(update_fields=[f.name for f in _MUTABLE_FIELDS if getattr(task, f.attname) != values[f.attname]])
     reason = _text(data, "reason", MAX_REASON) if "reason" in data else ""
     _record(actor, task, action, from_state, task.state, now, reason=reason, data=extra, before=before,
             position=_position(data))
+
+
+# The columns an action may change (the place, the number and the creation never change).
+_MUTABLE_FIELDS = [f for f in Task._meta.concrete_fields
+                   if f.name not in {"id", "number", "source", "geom", "geom_3857", "grid_cell", "community", "street",
+                                     "district", "hotspot", "created_by", "created_at"}]
 
 
 def _position(data: dict[str, Any]) -> Point | None:

@@ -96,11 +96,12 @@ def list_tasks(request: HttpRequest, state: str = "", category: str = "", overdu
                          "instead of making a second task. Likely duplicates are offered for merging.")
 def create_task(request: HttpRequest, body: TaskIn) -> Status:
     key = request.headers.get("Idempotency-Key")
+    actor = _actor(request)
     try:
-        task, created = do_create(_actor(request), body.dict(), idempotency_key=key)
+        task, created = do_create(actor, body.dict(), idempotency_key=key)
     except DispatchError as error:
         raise _problem(error) from None
-    detail = queries.task_detail(_actor(request), task.pk)
+    detail = queries.task_detail(actor, task.pk, task=task)
     detail["possible_duplicates"] = [task_summary(t) for t in possible_duplicates(task)]
     return Status(201 if created else 200, detail)
 
@@ -152,9 +153,10 @@ def _action_view(action: str) -> Any:
         if "units" in data:
             data["units"] = [dict(u) for u in data["units"]]
         data.pop("version", None)
+        actor = _actor(request)
         try:
-            do_action(_actor(request), task_id, action, data, expected_version=_version(request, body))
-            return queries.task_detail(_actor(request), task_id)
+            task = do_action(actor, task_id, action, data, expected_version=_version(request, body))
+            return queries.task_detail(actor, task_id, task=task)
         except DispatchError as error:
             raise _problem(error) from None
 

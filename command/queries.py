@@ -12,19 +12,14 @@ from command.actor import Actor
 from command.models import Task
 from command.recommend import recommend
 from command.serialize import task_event_json, task_summary
-from geo.models import District, Street
-from realtime.models import Push
+from geo.names import division_names
 
 MAX_PAGE = 200
 CODE = re.compile(r"^\d{6,15}$")
 
 
 def _names(tasks: list[Task]) -> dict[str, str]:
-    districts = {t.district_id for t in tasks}
-    streets = {t.street_id for t in tasks if t.street_id}
-    names = dict(District.objects.filter(code__in=districts).values_list("code", "name"))
-    names.update(Street.objects.filter(code__in=streets).values_list("code", "name"))
-    return names
+    return division_names([code for t in tasks for code in (t.district_id, t.street_id) if code])
 
 
 def _with_names(task: Task, names: dict[str, str]) -> dict[str, Any]:
@@ -36,11 +31,7 @@ def _with_names(task: Task, names: dict[str, str]) -> dict[str, Any]:
 
 def me(actor: Actor) -> dict[str, Any]:
     j = actor.jurisdiction
-    names: dict[str, str] = {}
-    if j.district:
-        names.update(District.objects.filter(code=j.district).values_list("code", "name"))
-    if j.street:
-        names.update(Street.objects.filter(code=j.street).values_list("code", "name"))
+    names = division_names([code for code in (j.district, j.street) if code])
     return {"username": actor.name, "role": actor.role, "level": j.level, "district": j.district,
             "district_name": names.get(j.district or ""), "street": j.street, "street_name": names.get(j.street or ""),
             "officer": actor.officer_id}
@@ -92,11 +83,13 @@ def _task(actor: Actor, task_id: int) -> Task:
     return task
 
 
-def task_detail(actor: Actor, task_id: int) -> dict[str, Any]:
-    task = _task(actor, task_id)
+def task_detail(actor: Actor, task_id: int, task: Task | None = None) -> dict[str, Any]:
+    """A task with its timeline. `task`: the row an action has just written (and its caller read
+    under the actor's scope), so it is not read again."""
+    task = task if task is not None else _task(actor, task_id)
     row = _with_names(task, _names([task]))
-    assignments = list(task.assignments.order_by("assigned_at", "id"))
-    pushes = {p.pk: p for p in Push.objects.filter(id__in=[a.push_id for a in assignments if a.push_id])}
+    assignments = list(task.assignments.select_related("push").order_by("assigned_at", "id"))
+    pushes = {a.push_id: a.push for a in assignments if a.push is not None}
     timeline = [task_event_json(e) for e in task.events.all()]
     # Delivery and acknowledgement of each push are part of the timeline: they are recorded on the
     # push itself (realtime), so they are merged in here rather than written twice.

@@ -162,6 +162,9 @@ ONEMAP_TILE_CACHE_MB = int(env("TILE_CACHE_MB", "256"))
 ONEMAP_TILE_TOKEN_MAX_AGE_S = int(env("TILE_TOKEN_MAX_AGE_S", str(12 * 3600)))
 # A tile token's user is looked up again (active? same jurisdiction?) after this many seconds.
 ONEMAP_TILE_USER_CHECK_S = int(env("TILE_USER_CHECK_S", "30"))
+# An API token's user is looked up again after this many seconds (accounts/middleware.py); a
+# revocation or deactivation in the same process is seen at once.
+ONEMAP_API_TOKEN_CHECK_S = int(env("API_TOKEN_CHECK_S", "5"))
 ONEMAP_TILE_LIVE_MAX_AGE_S = int(env("TILE_LIVE_MAX_AGE_S", "5"))
 # The OGC API caps a page at this many features.
 OGC_MAX_LIMIT = int(env("OGC_MAX_LIMIT", "10000"))

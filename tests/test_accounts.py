@@ -139,6 +139,7 @@ def test_api_tokens_expire_by_default(client, settings) -> None:  # type: ignore
     from accounts.models import ApiToken
 
     settings.ONEMAP_API_TOKEN_DAYS = 90
+    settings.ONEMAP_API_TOKEN_CHECK_S = 0  # the expiry is changed in the database behind the process's back
     out = io.StringIO()
     call_command("token", "commander", stdout=out)
     raw = out.getvalue().strip()
@@ -179,3 +180,28 @@ def test_token_list_and_revoke(client) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(CommandError) as error:
         call_command("token")
     assert error.value.returncode == 2
+
+
+@pytest.mark.django_db
+def test_token_lookups_are_remembered_but_revocation_bites_at_once(client, settings) -> None:  # type: ignore[no-untyped-def]
+    """A token's user is looked up once per ONEMAP_API_TOKEN_CHECK_S (here an hour); deleting the
+    token, or deactivating its user through the ORM, is seen by the next request of this process."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ApiToken
+
+    settings.ONEMAP_API_TOKEN_CHECK_S = 3600
+    url = "/api/map/districts.geojson"
+    user = get_user_model().objects.get(username="dongcheng")
+    raw = ApiToken.issue(user, name="remembered")[1]
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    get_user_model().objects.filter(pk=user.pk).update(first_name="x")  # no signal: still remembered
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    ApiToken.objects.filter(name="remembered").delete()
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401

@@ -22,6 +22,9 @@ def make_entries(d: Dongcheng, n: int = 3) -> list[AuditEntry]:
     for _ in range(n):
         body = {"lon": d.lon, "lat": d.lat, "category": "E0201", "source": "patrol"}
         assert d.api("donghuamen", "post", "/api/tasks", body).status_code == 201
+    # The test's transaction never commits: chain its entries as the commit would.
+    assert AuditEntry.objects.filter(seq__isnull=True).exists()
+    audit.chain_now()
     return list(AuditEntry.objects.order_by("-id")[:n])[::-1]
 
 
@@ -48,6 +51,7 @@ def test_every_action_is_chained_and_the_chain_verifies(dongcheng: Dongcheng) ->
     entries = make_entries(dongcheng)
     assert [e.action for e in entries] == ["create"] * 3
     assert entries[1].prev_hash == entries[0].hash and entries[2].prev_hash == entries[1].hash
+    assert entries[2].seq == entries[1].seq + 1 == entries[0].seq + 2  # type: ignore[operator]
     assert (entries[0].after or {})["category"] == "E0201" and entries[0].actor == "donghuamen"
     code, out = run_verify()
     assert code == 0 and "chain intact" in out
@@ -83,15 +87,39 @@ def test_a_removed_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
 
 def test_an_inserted_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
     entries = make_entries(dongcheng, 2)
-    # A forged entry with a well-formed hash of its own, slipped in between two real ones: a gap
-    # in the ids is left by an action that rolled back after taking an id.
-    forged_id = entries[0].pk + 1
+    # A forged entry with a well-formed hash of its own, slipped in between two real ones (the
+    # real second entry is moved along the chain to make room).
     with trigger_off(), connection.cursor() as cursor:
-        cursor.execute("UPDATE command_auditentry SET id = id + 1000000 WHERE id = %s", [entries[1].pk])
+        cursor.execute("UPDATE command_auditentry SET seq = seq + 1 WHERE id = %s", [entries[1].pk])
         at = entries[0].at
-        digest = audit.entry_hash(entries[0].hash, at, "intruder", "close", "task", "1", None, {"state": "closed"})
-        cursor.execute("INSERT INTO command_auditentry (id, at, actor, action, object_type, object_id, before, after,"
-                       " prev_hash, hash) VALUES (%s, %s, 'intruder', 'close', 'task', '1', NULL,"
-                       " '{\"state\": \"closed\"}', %s, %s)", [forged_id, at, entries[0].hash, digest])
+        content = audit.content_hash(at, "intruder", "close", "task", "1", None, {"state": "closed"})
+        cursor.execute("INSERT INTO command_auditentry (at, actor, action, object_type, object_id, before, after,"
+                       " content_hash, seq, prev_hash, hash) VALUES (%s, 'intruder', 'close', 'task', '1', NULL,"
+                       " '{\"state\": \"closed\"}', %s, %s, %s, %s) RETURNING id",
+                       [at, content, entries[0].seq + 1, entries[0].hash, audit.link_hash(entries[0].hash, content)])
+        forged = cursor.fetchone()[0]
     code, out = run_verify()
-    assert code == 1 and f"entry {entries[1].pk + 1000000}: broken_link" in out
+    assert code == 1 and f"entry {entries[1].pk}: broken_link" in out
+    assert f"entry {forged}:" not in out  # the forgery itself is well-formed: its successor gives it away
+
+
+def test_an_entry_written_without_the_chain_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+    make_entries(dongcheng, 1)
+    with trigger_off(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO command_auditentry (at, actor, action, object_type, object_id, content_hash)"
+                       " VALUES (now(), 'intruder', 'close', 'task', '1', '') RETURNING id")
+        unchained = cursor.fetchone()[0]
+    code, out = run_verify()
+    assert code == 1 and f"entry {unchained}: unchained" in out
+
+
+def test_entries_are_chained_when_their_transaction_commits(dongcheng: Dongcheng) -> None:  # noqa: F811
+    body = {"lon": dongcheng.lon, "lat": dongcheng.lat, "category": "E0201", "source": "patrol"}
+    assert dongcheng.api("donghuamen", "post", "/api/tasks", body).status_code == 201
+    entry = AuditEntry.objects.latest("id")
+    assert entry.seq is None and entry.hash is None and len(entry.content_hash) == 64  # not committed yet
+    audit.chain_now()
+    entry.refresh_from_db()
+    previous = AuditEntry.objects.filter(seq=entry.seq - 1).values_list("hash", flat=True).first()  # type: ignore[operator]
+    assert entry.prev_hash == (previous or audit.GENESIS)
+    assert entry.hash == audit.link_hash(entry.prev_hash, entry.content_hash)
