@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
 from config.django_asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
