@@ -91,12 +91,12 @@ def test_an_inserted_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
     # real second entry is moved along the chain to make room).
     with trigger_off(), connection.cursor() as cursor:
         cursor.execute("UPDATE command_auditentry SET seq = seq + 1 WHERE id = %s", [entries[1].pk])
-        at = entries[0].at
+        at, first_seq, first_hash = entries[0].at, entries[0].seq or 0, entries[0].hash or ""
         content = audit.content_hash(at, "intruder", "close", "task", "1", None, {"state": "closed"})
         cursor.execute("INSERT INTO command_auditentry (at, actor, action, object_type, object_id, before, after,"
                        " content_hash, seq, prev_hash, hash) VALUES (%s, 'intruder', 'close', 'task', '1', NULL,"
                        " '{\"state\": \"closed\"}', %s, %s, %s, %s) RETURNING id",
-                       [at, content, entries[0].seq + 1, entries[0].hash, audit.link_hash(entries[0].hash, content)])
+                       [at, content, first_seq + 1, first_hash, audit.link_hash(first_hash, content)])
         forged = cursor.fetchone()[0]
     code, out = run_verify()
     assert code == 1 and f"entry {entries[1].pk}: broken_link" in out
