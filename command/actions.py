@@ -341,22 +341,23 @@ def _assign(actor: Actor, task: Task, data: dict[str, Any], now: datetime) -> di
     missing = [f"{k} {i}" for k, i in picked if (k, i) not in rows]
     if missing:
         raise DispatchError(422, f"no such unit: {', '.join(missing)}")
-    task.assignments.filter(active=True).update(active=False)
     if task.dispatched_at is None:  # the deadline clock starts at the first dispatch; a reassign keeps it
         task.dispatched_at = now
         task.deadline = add_working_hours(now, task.category.deadline_hours)
+    else:  # a reassignment: the units assigned before stand down
+        task.assignments.filter(active=True).update(active=False)
     task.accept_by = now + timedelta(minutes=task.category.accept_minutes)
     assigned = []
     for kind, unit_id in picked:
         _, device_id, call_sign = rows[(kind, unit_id)]
+        push = do_send_push(device_id, "task", _push_payload(task, "assigned"), created_by=actor.name,
+                            device_known=True)
         assignment = Assignment.objects.create(
             task=task, unit_kind=kind, unit_id=unit_id, device_id=device_id, call_sign=call_sign, assigned_at=now,
             assigned_by_id=actor.user_id, recommended_rank=ranking.get((kind, unit_id)),
-            override_reason=override if ranking.get((kind, unit_id)) != 1 else "")
-        assignment.push = do_send_push(device_id, "task", _push_payload(task, "assigned"), created_by=actor.name)
-        assignment.save(update_fields=["push"])
+            override_reason=override if ranking.get((kind, unit_id)) != 1 else "", push=push)
         assigned.append({"kind": kind, "id": unit_id, "call_sign": call_sign, "rank": assignment.recommended_rank,
-                         "push": str(assignment.push.pk)})
+                         "push": str(push.pk)})
     return {"units": assigned, "override_reason": override, "deadline": task.deadline.isoformat() if task.deadline else None}
 
 

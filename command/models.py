@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.indexes import GistIndex
 
+from command.workflow import WORKING_STATES
 from geo.models import Community, District, GridCell, HotspotCategory, HotspotPoint, Street
 from geo.models.fields import SRID, web_mercator_copy
 
@@ -61,17 +62,19 @@ class Task(models.Model):
         CITY = "city", "市 city"
 
     number = models.CharField(max_length=20, unique=True)
-    state = models.CharField(max_length=12, db_index=True)
+    state = models.CharField(max_length=12)
     source = models.CharField(max_length=10, choices=Source.choices)
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="tasks")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="tasks", db_index=False)
     description = models.TextField(blank=True)
     address = models.CharField(max_length=200, blank=True)
     geom = models.PointField(srid=SRID)
     geom_3857 = web_mercator_copy("geom", models.PointField)
-    grid_cell = models.ForeignKey(GridCell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    community = models.ForeignKey(Community, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    street = models.ForeignKey(Street, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="+")
+    grid_cell = models.ForeignKey(GridCell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  db_index=False)
+    community = models.ForeignKey(Community, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  db_index=False)
+    street = models.ForeignKey(Street, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="+", db_index=False)
     hotspot = models.ForeignKey(HotspotPoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -99,8 +102,16 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Every action rewrites a task's row in a new place (its state is indexed), so every index is
+        # written again: the code columns carry plain b-tree indexes only (Django's defaults added a
+        # varchar_pattern_ops twin to each, for LIKE 'x%', which nothing asks), and district, street
+        # and category are served by the composite indexes they lead.
         indexes = [
             GistIndex(fields=["geom_3857"], name="task_geom3857_gist"),
+            models.Index(fields=["state"], name="task_state"),
+            models.Index(fields=["id"], name="task_working", condition=models.Q(state__in=sorted(WORKING_STATES))),
+            models.Index(fields=["grid_cell"], name="task_grid_cell"),
+            models.Index(fields=["community"], name="task_community"),
             models.Index(fields=["district", "state"], name="task_district_state"),
             models.Index(fields=["street", "state"], name="task_street_state"),
             models.Index(fields=["filed_at"], name="task_filed_at"),
@@ -128,8 +139,12 @@ class Assignment(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        # The workload of a recommended unit (command.recommend) is counted from this index alone
+        # (task_id is in it), and each task looked up in task_working (Task.Meta): with a year of
+        # history a unit has dozens of assignments on record, and reading them and their tasks
+        # from the tables was most of a recommendation's cost.
         indexes = [models.Index(fields=["unit_kind", "unit_id"], name="assignment_unit",
-                                condition=models.Q(active=True))]
+                                condition=models.Q(active=True), include=["task"])]
 
 
 class TaskEvent(models.Model):

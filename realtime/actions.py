@@ -225,6 +225,14 @@ def check_push(device_id: str, kind: str, payload: Any) -> KnownDevice:
     """What jsonb and the device's app can take: the API's parser already refused the rest, but
     pushes are also made in Python (commands, dispatch), where NaN or a NUL would fail only at
     the INSERT."""
+    check_push_message(device_id, kind, payload)
+    device = known_devices([device_id]).get(device_id)
+    if device is None:
+        raise PushInvalid(f"no officer or vehicle carries device {device_id}")
+    return device
+
+
+def check_push_message(device_id: str, kind: str, payload: Any) -> None:
     if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
         raise PushInvalid("device_id is 1-64 printable ASCII characters without spaces")
     if not isinstance(kind, str) or kind not in Push.Kind.values:
@@ -240,16 +248,19 @@ def check_push(device_id: str, kind: str, payload: Any) -> KnownDevice:
         raise PushInvalid(f"payload is not JSON: {str(error)[:100]}") from None
     if size > MAX_PUSH_PAYLOAD_BYTES:
         raise PushInvalid(f"payload is larger than {MAX_PUSH_PAYLOAD_BYTES} bytes")
-    device = known_devices([device_id]).get(device_id)
-    if device is None:
-        raise PushInvalid(f"no officer or vehicle carries device {device_id}")
-    return device
 
 
-def do_send_push(device_id: str, kind: str, payload: dict[str, Any], *, created_by: str = "") -> Push:
-    """Store a push and send it to the device's app; it stays pending until acknowledged."""
-    check_push(device_id, kind, payload)
-    with transaction.atomic():
+def do_send_push(device_id: str, kind: str, payload: dict[str, Any], *, created_by: str = "",
+                 device_known: bool = False) -> Push:
+    """Store a push and send it to the device's app; it stays pending until acknowledged.
+    `device_known`: the caller has just read the device from its unit's row (dispatch), so it is
+    not looked up again. Inside a caller's transaction the push is part of it (no savepoint): a
+    push that cannot be stored fails the change that made it."""
+    if device_known:
+        check_push_message(device_id, kind, payload)
+    else:
+        check_push(device_id, kind, payload)
+    with transaction.atomic(savepoint=False):
         push = Push.objects.create(device_id=device_id, kind=kind, payload=payload, created_by=created_by)
         send_event("push", push_message(push), device=device_id)
     return push

@@ -33,3 +33,13 @@ def _end_other_sessions(settings: dict) -> None:  # type: ignore[type-arg]
     with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                       " WHERE datname = %s AND pid <> pg_backend_pid()", [settings["NAME"]])
+
+
+@pytest.fixture(autouse=True)
+def _tokens_looked_up_afresh():  # type: ignore[no-untyped-def]
+    """Each test starts with no remembered API token (accounts.middleware), so its query budgets
+    do not depend on which tests ran before it in this process."""
+    from accounts.middleware import forget_tokens
+
+    forget_tokens()
+    yield
