@@ -103,23 +103,29 @@ def test_an_inserted_entry_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
     assert f"entry {forged}:" not in out  # the forgery itself is well-formed: its successor gives it away
 
 
-def test_an_entry_written_without_the_chain_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+def test_an_entry_slipped_in_unsealed_is_found(dongcheng: Dongcheng) -> None:  # noqa: F811
+    """Written straight into the table with a made-up content hash: the next seal chains it, and
+    verify, which recomputes every content hash, finds it."""
     make_entries(dongcheng, 1)
     with trigger_off(), connection.cursor() as cursor:
         cursor.execute("INSERT INTO command_auditentry (at, actor, action, object_type, object_id, content_hash)"
-                       " VALUES (now(), 'intruder', 'close', 'task', '1', '') RETURNING id")
-        unchained = cursor.fetchone()[0]
+                       " VALUES (now(), 'intruder', 'close', 'task', '1', %s) RETURNING id", ["0" * 64])
+        slipped = cursor.fetchone()[0]
     code, out = run_verify()
-    assert code == 1 and f"entry {unchained}: unchained" in out
+    assert code == 1 and f"entry {slipped}: altered" in out
 
 
-def test_entries_are_chained_when_their_transaction_commits(dongcheng: Dongcheng) -> None:  # noqa: F811
+def test_entries_are_sealed_in_order_with_their_content_hashes(dongcheng: Dongcheng) -> None:  # noqa: F811
     body = {"lon": dongcheng.lon, "lat": dongcheng.lat, "category": "E0201", "source": "patrol"}
-    assert dongcheng.api("donghuamen", "post", "/api/tasks", body).status_code == 201
-    entry = AuditEntry.objects.latest("id")
-    assert entry.seq is None and entry.hash is None and len(entry.content_hash) == 64  # not committed yet
-    audit.chain_now()
-    entry.refresh_from_db()
-    previous = AuditEntry.objects.filter(seq=entry.seq - 1).values_list("hash", flat=True).first()  # type: ignore[operator]
-    assert entry.prev_hash == (previous or audit.GENESIS)
-    assert entry.hash == audit.link_hash(entry.prev_hash, entry.content_hash)
+    for _ in range(2):
+        assert dongcheng.api("donghuamen", "post", "/api/tasks", body).status_code == 201
+    first, second = AuditEntry.objects.order_by("-id")[:2][::-1]
+    assert first.seq is None and first.hash is None and len(first.content_hash) == 64  # not sealed yet
+    assert audit.seal(wait=False) == 2  # this transaction's two entries (nothing else is pending)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    before = AuditEntry.objects.filter(seq=(first.seq or 0) - 1).values_list("hash", flat=True).first()
+    assert first.prev_hash == (before or audit.GENESIS) and second.prev_hash == first.hash
+    assert second.seq == (first.seq or 0) + 1
+    assert second.hash == audit.link_hash(first.hash or "", second.content_hash)
+    assert audit.seal() == 0

@@ -116,3 +116,24 @@ def test_a_create_retried_at_once_with_one_key_makes_one_task(committed: list[in
     status, problem = on_thread(lambda: post("donghuamen", "/api/tasks", other, **{"Idempotency-Key": key}))
     assert status == 422 and "different request" in problem["detail"]
     assert on_thread(lambda: Task.objects.filter(description="并发测试", id__in=ids).count()) == 1
+
+
+def test_committed_entries_are_sealed_by_the_process_that_wrote_them(committed: list[int]) -> None:
+    """After the commit, the writing process's sealer thread chains the entry: nobody has to call
+    verify or wait for the job runner."""
+    from command import audit
+    from command.models import AuditEntry
+    from tests.fault_support import wait_until
+
+    status, task = on_thread(lambda: post("donghuamen", "/api/tasks", body()))
+    assert status == 201, task
+    committed.append(task["id"])
+
+    def entry() -> AuditEntry:
+        return on_thread(lambda: AuditEntry.objects.get(object_type="task", object_id=str(task["id"]), action="create"))
+
+    wait_until(lambda: entry().seq is not None, 10, "the create's audit entry to be sealed")
+    sealed = entry()
+    previous = on_thread(lambda: AuditEntry.objects.get(seq=(sealed.seq or 0) - 1).hash) if (sealed.seq or 0) > 1 \
+        else audit.GENESIS
+    assert sealed.prev_hash == previous and sealed.hash == audit.link_hash(previous or "", sealed.content_hash)
