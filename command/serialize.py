@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from command import workflow
-from command.models import Task, TaskEvent
+from command.models import Task
 
 
 def _iso(value: Any) -> str | None:
@@ -31,10 +31,3 @@ def task_summary(task: Task) -> dict[str, Any]:
         "verified_at": _iso(task.verified_at), "closed_at": _iso(task.closed_at),
         "version": task.version,
     }
-
-
-def task_event_json(event: TaskEvent) -> dict[str, Any]:
-    return {"id": event.pk, "action": event.action, "from_state": event.from_state, "to_state": event.to_state,
-            "actor": event.actor_name, "at": _iso(event.at), "reason": event.reason, "data": event.data,
-            "lon": round(event.geom.x, 7) if event.geom else None,
-            "lat": round(event.geom.y, 7) if event.geom else None}

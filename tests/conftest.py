@@ -36,10 +36,14 @@ def _end_other_sessions(settings: dict) -> None:  # type: ignore[type-arg]
 
 
 @pytest.fixture(autouse=True)
-def _tokens_looked_up_afresh():  # type: ignore[no-untyped-def]
-    """Each test starts with no remembered API token (accounts.middleware), so its query budgets
-    do not depend on which tests ran before it in this process."""
+def _process_caches_afresh():  # type: ignore[no-untyped-def]
+    """Each test starts with nothing remembered by the process (API tokens, categories and rules):
+    its query budgets do not depend on which tests ran before it, and nothing a rolled-back test
+    wrote (a dispatch rule, say) is remembered by the next."""
     from accounts.middleware import forget_tokens
+    from command import catalog
 
     forget_tokens()
+    catalog.forget()
     yield
+    catalog.forget()
