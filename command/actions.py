@@ -27,7 +27,7 @@ from command.place import snap
 from command.recommend import recommend
 from command.serialize import task_summary
 from command.workdays import add_working_hours
-from config import metrics
+from config import metrics, prepared
 from realtime import conf as rt_conf
 from realtime.actions import do_send_push
 from realtime.devices import UNIT_TABLES
@@ -116,15 +116,13 @@ def request_hash(data: Any) -> str:
 
 def possible_duplicates(task: Task) -> list[Task]:
     """Open tasks of the same category near in place and time: offered for merging."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT t.id FROM command_task t, command_task me WHERE me.id = %s AND t.id <> me.id"
-            " AND t.category_id = me.category_id AND t.state = ANY(%s) AND t.created_at >= me.created_at - %s"
-            " AND ST_DWithin(t.geom_3857, me.geom_3857, %s / cos(radians(ST_Y(me.geom))))"
-            " ORDER BY t.geom_3857 <-> me.geom_3857 LIMIT 5",
-            [task.id, [workflow.REPORTED, workflow.FILED, workflow.DISPATCHED, workflow.ACCEPTED, workflow.ON_SITE],
-             DUPLICATE_WINDOW, DUPLICATE_RADIUS_M])  # type: ignore[list-item]
-        ids = [row[0] for row in cursor.fetchall()]
+    ids = [row[0] for row in prepared.fetch(
+        "SELECT t.id FROM command_task t, command_task me WHERE me.id = %s AND t.id <> me.id"
+        " AND t.category_id = me.category_id AND t.state = ANY(%s) AND t.created_at >= me.created_at - %s"
+        " AND ST_DWithin(t.geom_3857, me.geom_3857, %s / cos(radians(ST_Y(me.geom))))"
+        " ORDER BY t.geom_3857 <-> me.geom_3857 LIMIT 5",
+        [task.id, [workflow.REPORTED, workflow.FILED, workflow.DISPATCHED, workflow.ACCEPTED, workflow.ON_SITE],
+         DUPLICATE_WINDOW, DUPLICATE_RADIUS_M])]
     return list(Task.objects.filter(id__in=ids).select_related("category"))
 
 
@@ -284,10 +282,8 @@ def _record(actor: Actor, task: Task, action: str, from_state: str, to_state: st
             position: Point | None = None) -> dict[str, Any]:
     metrics.count_dispatch_action(action)
     data = data or {}
-    with connection.cursor() as cursor:
-        cursor.execute(EVENT_SQL, [task.pk, action, from_state, to_state, actor.user_id, actor.name, at, reason,
-                                   json.dumps(data), None if position is None else position.ewkt])
-        event_id = cursor.fetchone()[0]
+    [(event_id,)] = prepared.fetch(EVENT_SQL, [task.pk, action, from_state, to_state, actor.user_id, actor.name, at,
+                                               reason, json.dumps(data), None if position is None else position.ewkt])
     event = {"id": event_id, "action": action, "from_state": from_state, "to_state": to_state, "actor": actor.name,
              "at": at.isoformat(), "reason": reason, "data": data,
              "lon": round(position.x, 7) if position else None, "lat": round(position.y, 7) if position else None}
@@ -336,13 +332,12 @@ def _assign(actor: Actor, task: Task, data: dict[str, Any], now: datetime) -> di
     if first_rank != 1 and not override and actor.role != SYSTEM:
         raise DispatchError(422, "the pick is not the first recommendation: give an override_reason",
                             recommended_rank=first_rank)
-    with connection.cursor() as cursor:
-        rows = {}
-        for kind, table in UNIT_TABLES.items():
-            ids = [unit_id for k, unit_id in picked if k == kind]
-            if ids:
-                cursor.execute(f"SELECT id, device_id, call_sign FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608
-                rows.update({(kind, r[0]): r for r in cursor.fetchall()})
+    rows = {}
+    for kind, table in UNIT_TABLES.items():
+        ids = [unit_id for k, unit_id in picked if k == kind]
+        if ids:
+            found = prepared.fetch(f"SELECT id, device_id, call_sign FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608
+            rows.update({(kind, r[0]): r for r in found})
     missing = [f"{k} {i}" for k, i in picked if (k, i) not in rows]
     if missing:
         raise DispatchError(422, f"no such unit: {', '.join(missing)}")

@@ -35,6 +35,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
 from command.models import AuditEntry
+from config import prepared
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,9 @@ def append(actor: str, action: str, object_type: str, object_id: str, before: An
     assert connection.in_atomic_block, "an audit entry is written with the change it records"
     before, after = canonical(before), canonical(after)
     digest = content_hash(at, actor, action, object_type, str(object_id), before, after)
-    with connection.cursor() as cursor:
-        cursor.execute(INSERT_SQL, [at, actor, action, object_type, str(object_id),
-                                    None if before is None else json.dumps(before, ensure_ascii=False),
-                                    None if after is None else json.dumps(after, ensure_ascii=False), digest])
+    prepared.fetch(INSERT_SQL, [at, actor, action, object_type, str(object_id),
+                                None if before is None else json.dumps(before, ensure_ascii=False),
+                                None if after is None else json.dumps(after, ensure_ascii=False), digest])
     transaction.on_commit(SEALER.wake)
 
 

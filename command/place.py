@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
+from config import prepared
 
 # A hotspot this close to a task's point is taken as the task's place on the ledger.
 HOTSPOT_SNAP_M = 150.0
@@ -44,8 +44,7 @@ class Place:
 
 
 def snap(lon: float, lat: float, hotspot_category: str = "", radius_m: float = HOTSPOT_SNAP_M) -> Place:
-    with connection.cursor() as cursor:
-        cursor.execute(SNAP_SQL, {"lon": lon, "lat": lat, "radius": radius_m, "category": hotspot_category})
-        cell, community, cell_street, cell_district, street, district, hotspot = cursor.fetchone()
+    [(cell, community, cell_street, cell_district, street, district, hotspot)] = prepared.fetch(
+        SNAP_SQL, {"lon": lon, "lat": lat, "radius": radius_m, "category": hotspot_category})
     return Place(district=cell_district or district, street=cell_street or street, community=community,
                  grid_cell=cell, hotspot_id=hotspot)

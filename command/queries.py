@@ -7,14 +7,13 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db import connection
-
 from command import workflow
 from command.actions import DispatchError, allowed_for
 from command.actor import Actor
 from command.models import Task
 from command.recommend import recommend
 from command.serialize import task_summary
+from config import prepared
 from geo.names import division_names
 
 MAX_PAGE = 200
@@ -104,16 +103,13 @@ def task_detail(actor: Actor, task_id: int, task: Task | None = None) -> dict[st
     under the actor's scope), so it is not read again."""
     task = task if task is not None else _task(actor, task_id)
     row = _with_names(task, _names([task]))
-    with connection.cursor() as cursor:
-        cursor.execute(EVENTS_SQL, [task.pk])
-        timeline = [{"id": pk, "action": action, "from_state": from_state, "to_state": to_state, "actor": actor_name,
-                     "at": at.isoformat(), "reason": reason, "data": json.loads(data),
-                     "lon": None if x is None else round(x, 7), "lat": None if y is None else round(y, 7)}
-                    for pk, action, from_state, to_state, actor_name, at, reason, data, x, y in cursor.fetchall()]
-        cursor.execute(ASSIGNMENTS_SQL, [task.pk])
-        assignments = cursor.fetchall()
-        cursor.execute(PHOTOS_SQL, [task.pk])
-        photos = [pk for (pk,) in cursor.fetchall()]
+    timeline = [{"id": pk, "action": action, "from_state": from_state, "to_state": to_state, "actor": actor_name,
+                 "at": at.isoformat(), "reason": reason, "data": json.loads(data),
+                 "lon": None if x is None else round(x, 7), "lat": None if y is None else round(y, 7)}
+                for pk, action, from_state, to_state, actor_name, at, reason, data, x, y
+                in prepared.fetch(EVENTS_SQL, [task.pk])]
+    assignments = prepared.fetch(ASSIGNMENTS_SQL, [task.pk])
+    photos = [pk for (pk,) in prepared.fetch(PHOTOS_SQL, [task.pk])]
     # Delivery and acknowledgement of each push are part of the timeline: they are recorded on the
     # push itself (realtime), so they are merged in here rather than written twice.
     for _kind, _unit, call_sign, _active, _at, _rank, _reason, push_id, delivered_at, acked_at in assignments:

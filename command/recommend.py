@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from command.workflow import WORKING_STATES
+from config import prepared
 from realtime import conf
 from realtime.devices import UNIT_LABELS, UNIT_TABLES
 
@@ -92,12 +92,10 @@ def recommend(lon: float, lat: float, district: str, street: str | None, kinds: 
     now = now or timezone.now()
     if not kinds:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(kinds), {
-            "lon": lon, "lat": lat, "k": CANDIDATES_PER_KIND, "working": list(WORKING_STATES),
-            "fresh": now - timedelta(seconds=conf.get("STALE_AFTER_S")),
-        })
-        rows = cursor.fetchall()
+    rows = prepared.fetch(_sql(kinds), {
+        "lon": lon, "lat": lat, "k": CANDIDATES_PER_KIND, "working": list(WORKING_STATES),
+        "fresh": now - timedelta(seconds=conf.get("STALE_AFTER_S")),
+    })
     found = []
     for kind, unit_id, call_sign, label, _device, u_district, u_street, u_lon, u_lat, at, dist, workload in rows:
         if street and u_street == street:
