@@ -1,18 +1,19 @@
-"""The hot statements written out in this codebase, run as server-side prepared statements.
+"""Statements written out in this codebase, run as server-side prepared statements on the raw
+psycopg connection: the tile statement (tiles.service) and the hot statements of every dispatch
+action (the place snap, the recommendation, the duplicate search, the timeline reads and inserts).
 
-Django's PostgreSQL backend binds parameters on the client and turns psycopg's prepared
-statements off (prepare_threshold=None, for transaction poolers such as PgBouncer), so PostgreSQL
-parses and plans every statement again. For the few statements every dispatch action runs,
-planning cost more than running (pg_stat_statements, one dispatcher: the duplicate search 1.7 ms
-planning and 0.17 ms running; the place snap 0.46 and 0.16; a recommendation 0.5 and 0.7).
-`fetch` sends such a statement with its parameters apart and prepare=True: psycopg prepares it
-once per connection (keeping up to `prepared_max` per connection, least recently used out), and
-PostgreSQL plans it afresh for five runs, then generically when that is no worse.
+Django's PostgreSQL backend binds parameters on the client (psycopg's ClientCursor) and opens its
+connections with prepare_threshold=None, under which psycopg ignores even prepare=True; so
+PostgreSQL parsed and planned every statement again. For these, planning cost as much as running
+or more (a z14 tile ~0.4 ms of planning; pg_stat_statements, one dispatcher: the duplicate search
+1.7 ms planning against 0.17 ms running, the timeline reads and inserts together ~1 ms a cycle).
 
-Errors are Django's (wrap_database_errors), and the statement is logged like any other when
-queries are (tests' CaptureQueriesContext, DEBUG). Our pool is psycopg's own, which keeps a
-connection's prepared statements; a transaction-pooling PgBouncer in front would need its
-max_prepared_statements (PgBouncer 1.21+)."""
+`fetch` sets a threshold no statement reaches (psycopg then prepares nothing on its own, and
+Django's client-bound statements are never prepared anyway) so that prepare=True works, bounds
+the connection's prepared statements (`max_prepared`, least recently used out), and runs the
+statement under Django's error wrapping and query log (tests' CaptureQueriesContext, DEBUG).
+Our pool is psycopg's own, which keeps a connection's prepared statements; a transaction-pooling
+PgBouncer in front would need its max_prepared_statements (PgBouncer 1.21+)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,26 @@ import time
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+
+ONLY_WHEN_ASKED = 2**31 - 1
+MAX_PREPARED = 64
 
 Params = dict[str, Any] | list[Any] | tuple[Any, ...]
 
 
-def fetch(sql: str, params: Params) -> list[tuple[Any, ...]]:
+def fetch(sql: str, params: Params, *, binary: bool = False, max_prepared: int = MAX_PREPARED) -> list[tuple[Any, ...]]:
     """Run one statement prepared; its rows (none for a statement without a result)."""
-    connection.ensure_connection()
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
+    db.ensure_connection()
+    raw = db.connection
+    if raw.prepare_threshold is None or raw.prepared_max != max_prepared:  # a connection set up by Django
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+        raw.prepared_max = max_prepared
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+    with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=True, binary=binary)
         rows = cursor.fetchall() if cursor.description is not None else []
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    if db.queries_logged:  # logged as Django's cursor would
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return rows

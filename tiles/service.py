@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from isal import igzip
 
+from config import prepared
 from geo.ogc.registry import JURISDICTION
 from tiles import derived
 from tiles.cache import tile_cache
@@ -40,13 +40,6 @@ VERSIONED_TTL_S = 7 * 24 * 3600
 # on every uncached tile, and a cached tile is compressed once.
 GZIP_LEVEL = 1
 MVT = "application/vnd.mapbox-vector-tile"
-# Django opens its psycopg connections with prepare_threshold=None, and psycopg then ignores
-# prepare=True: the tile statement was parsed and planned (a custom plan, ~0.4 ms at z14) on every
-# tile. A threshold no query reaches keeps psycopg from preparing anything on its own (Django's
-# queries use client-side binding and are never prepared anyway) while prepare=True works.
-ONLY_WHEN_ASKED = 2**31 - 1
-
-
 @dataclass(frozen=True)
 class TileAnswer:
     status: int  # 200 or 304
@@ -70,27 +63,15 @@ def current_versions(tq: TileQuery) -> dict[str, int]:
 
 
 def run_tile_statement(tq: TileQuery) -> tuple[Any, Any, Any]:
-    """The tile statement as a server-side prepared statement with binary results, on the raw
-    psycopg connection: Django's cursor binds client-side (psycopg's ClientCursor), so PostgreSQL
-    would parse and plan the whole statement on every tile and send the bytea hex-encoded. The
-    statement's text depends only on its shape (layers, generalisation, filters, scope), so psycopg
-    prepares each shape once per connection, and keeps the MAX_PREPARED most recently used
-    (psycopg's prepared_max: it deallocates the least recently used beyond it)."""
+    """The tile statement as a server-side prepared statement with binary results
+    (config.prepared): Django's cursor binds client-side, so PostgreSQL would parse and plan the
+    whole statement on every tile and send the bytea hex-encoded. The statement's text depends
+    only on its shape (layers, generalisation, filters, scope), so each shape is prepared once per
+    connection, and the MAX_PREPARED most recently used are kept."""
     sql, params = tile_sql(tq)
-    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy is a context-local lookup
-    db.ensure_connection()
-    raw = db.connection
-    if raw.prepare_threshold is None or raw.prepared_max != MAX_PREPARED:  # a pooled connection set up before
-        raw.prepare_threshold = ONLY_WHEN_ASKED
-        raw.prepared_max = MAX_PREPARED
-    started = time.monotonic()
-    with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=True, binary=True)
-        row = cursor.fetchone()
-    if db.queries_logged:  # DEBUG or CaptureQueriesContext: log it as Django's cursor would
-        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    assert row is not None  # a SELECT of expressions, with no FROM, always yields one row
-    return row[0], row[1], row[2]
+    # A SELECT of expressions, with no FROM, always yields one row.
+    [(tile, versions, built)] = prepared.fetch(sql, params, binary=True, max_prepared=MAX_PREPARED)
+    return tile, versions, built
 
 
 def tile_row(row: tuple[Any, Any, Any]) -> tuple[bytes, dict[str, int], dict[str, int]]:
