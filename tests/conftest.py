@@ -47,3 +47,14 @@ def _process_caches_afresh():  # type: ignore[no-untyped-def]
     catalog.forget()
     yield
     catalog.forget()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reaches the database through django_db_blocker (committed rows on a thread, a
+    real server process) gets the test database set up first, as a django_db test would. Without
+    it, a session whose first such test ran before any django_db test wrote into the development
+    database (the connection still named it): test profiles left there broke `make demo`."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "django_db_blocker" in names and "django_db_setup" not in names:
+            names.insert(0, "django_db_setup")

@@ -31,8 +31,14 @@ def free_port() -> int:
 
 
 def session_database_url() -> str:
-    """DATABASE_URL of the database this test session uses (socket or TCP, with password)."""
+    """DATABASE_URL of the database this test session uses (socket or TCP, with password).
+    Refused before pytest-django has set the test database up: the connection would still name
+    the development database, and a server started on it would write test rows there (it once
+    left test profiles that broke `make demo`'s fixture reload)."""
     db = connection.settings_dict
+    if db["NAME"] != db["TEST"]["NAME"]:
+        raise RuntimeError(f"a test server runs on the test database {db['TEST']['NAME']!r}, not on {db['NAME']!r}: "
+                           "request the django_db_setup fixture")
     auth = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
     host = db["HOST"] or ""
     if host.startswith("/"):
