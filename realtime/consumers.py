@@ -81,6 +81,11 @@ class JsonSocket(AsyncWebsocketConsumer):
             return
         try:
             await handler(message)
+        except OSError as error:
+            # The client went away while its frame was answered (an ASGI server raises an OSError
+            # on a send to a closed socket, uvicorn its ClientDisconnected): what the handler did
+            # stands (an ack is recorded), and there is nobody left to tell.
+            log.debug("%s: the client left during its %r frame: %r", type(self).__name__, message["type"][:40], error)
         except Exception:
             # A handler's bug must not drop the socket without a close frame (and every other
             # subscription of the screen with it): the frame is answered, the bug logged.

@@ -141,3 +141,34 @@ def test_a_device_cannot_ack_another_devices_push(world):  # noqa: F811
 
     run(scenario())
     assert Push.objects.get(id=push.id).acked_at is None
+
+
+def test_an_ack_whose_answer_finds_the_phone_gone_stands_and_logs_no_failure(world, monkeypatch, caplog):  # noqa: F811
+    """The phone acknowledges and leaves before the `acked` answer: the server's send raises (an
+    OSError, uvicorn's ClientDisconnected); the acknowledgement is recorded all the same, and the
+    frame is not reported as a server failure."""
+    from realtime.consumers import FieldConsumer
+
+    device = world.officers["a1"].device_id
+    waiting = send_push(device, "离开 leaving")
+    original = FieldConsumer.send_json
+
+    async def send_json(self: Any, message: dict[str, Any]) -> None:
+        if message.get("type") == "acked":
+            raise ConnectionResetError("the phone is gone")
+        await original(self, message)
+
+    monkeypatch.setattr(FieldConsumer, "send_json", send_json)
+
+    async def scenario() -> None:
+        app = await field_app(world.device_tokens[device])
+        assert (await receive_type(app, "push"))["id"] == str(waiting.id)
+        await app.send_json_to({"type": "ack", "id": str(waiting.id)})
+        await app.send_json_to({"type": "ping", "ref": 1})  # answered after the ack was handled
+        assert (await receive_type(app, "pong"))["ref"] == 1
+        await app.disconnect()
+
+    with caplog.at_level("ERROR", logger="realtime.consumers"):
+        run(scenario())
+    assert Push.objects.get(id=waiting.id).acked_at is not None
+    assert not [r for r in caplog.records if "frame failed" in r.getMessage()]
