@@ -20,7 +20,7 @@ from django.contrib.gis.geos import Point
 from django.db import connection, transaction
 from django.utils import timezone
 
-from command import audit, catalog, presence, workflow
+from command import audit, catalog, presence, taskrows, workflow
 from command.actor import SYSTEM, Actor
 from command.models import Assignment, IdempotencyKey, Photo, Task
 from command.place import snap
@@ -239,7 +239,7 @@ def do_action(actor: Actor, task_id: int, action: str, data: dict[str, Any], *,
     (or when `expected_version` is stale: someone else acted first)."""
     now = now or timezone.now()
     with transaction.atomic():
-        task = actor.tasks().select_for_update(of=("self",)).select_related("category").filter(id=task_id).first()
+        task = taskrows.lock(actor, task_id)
         if task is None:
             raise _not_found(task_id)
         if expected_version is not None and task.version != expected_version:
@@ -261,7 +261,7 @@ def _transition(actor: Actor, task: Task, action: str, data: dict[str, Any], now
     task.updated_at = now
     # Only what the action changed is written (an UPDATE of every column cost the ORM and the
     # database several times as much, for the same row).
-    task.save(update_fields=[f.name for f in _MUTABLE_FIELDS if getattr(task, f.attname) != values[f.attname]])
+    taskrows.write(task, [f.name for f in _MUTABLE_FIELDS if getattr(task, f.attname) != values[f.attname]])
     reason = _text(data, "reason", MAX_REASON) if "reason" in data else ""
     _record(actor, task, action, from_state, task.state, now, reason=reason, data=extra, before=before,
             position=_position(data))

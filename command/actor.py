@@ -62,3 +62,19 @@ class Actor:
         if not self.role or self.jurisdiction.level == "none":
             return Task.objects.none()
         return Task.objects.filter(self.jurisdiction.q())
+
+    def task_scope_sql(self, alias: str) -> tuple[str, list[Any]]:
+        """`tasks()` as SQL with bound parameters, for statements written out (command.taskrows);
+        tests/test_dispatch_scope.py holds the two to the same tasks for every role."""
+        if self.role == SYSTEM:
+            return "TRUE", []
+        if self.role == Role.FIELD_OFFICER:
+            if self.officer_id is None:
+                return "FALSE", []
+            # The alias comes from code, the values are bound.
+            return (f"(EXISTS (SELECT 1 FROM command_assignment a WHERE a.task_id = {alias}.id AND a.active"  # noqa: S608
+                    f" AND a.unit_kind = 'officer' AND a.unit_id = %s) OR {alias}.created_by_id = %s)",
+                    [self.officer_id, self.user_id])
+        if not self.role or self.jurisdiction.level == "none":
+            return "FALSE", []
+        return self.jurisdiction.sql(alias)
