@@ -160,10 +160,8 @@ def do_create(actor: Actor, data: dict[str, Any], idempotency_key: str | None = 
                 assert earlier.task is not None
                 return earlier.task, False
         place = checked["place"]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence('command_task', 'id'))")
-            task_id = cursor.fetchone()[0]
-        task = Task.objects.create(
+        [(task_id,)] = prepared.fetch("SELECT nextval(pg_get_serial_sequence('command_task', 'id'))", [])
+        task = Task(
             id=task_id, number=f"T{now.astimezone(timezone.get_default_timezone()).year}-{task_id:07d}",
             state=workflow.REPORTED, source=checked["source"], category=checked["category"],
             description=checked["description"], address=checked["address"],
@@ -172,6 +170,7 @@ def do_create(actor: Actor, data: dict[str, Any], idempotency_key: str | None = 
             district_id=place.district, hotspot_id=place.hotspot_id, created_by_id=actor.user_id,
             created_at=now, updated_at=now,
             escalation=Task.Level.STREET if place.street else Task.Level.DISTRICT)
+        prepared.insert(task)
         _record(actor, task, "create", "", workflow.REPORTED, now, data={"source": task.source})
         if idempotency_key and actor.user is not None:
             IdempotencyKey.objects.filter(user=actor.user, key=idempotency_key).update(task=task)
@@ -285,7 +284,7 @@ def _position(data: dict[str, Any]) -> Point | None:
 # The timeline event of an action, written out: one per action, and the ORM's insert (query
 # building, the geometry and JSON adaptation) cost more than the statement.
 EVENT_SQL = ("INSERT INTO command_taskevent (task_id, action, from_state, to_state, actor_id, actor_name, at, reason,"
-             " data, geom) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, ST_GeomFromEWKT(%s)) RETURNING id")
+             " data, geom) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, ST_GeomFromEWKB(%s)) RETURNING id")
 
 
 def _record(actor: Actor, task: Task, action: str, from_state: str, to_state: str, at: datetime, *,
@@ -294,7 +293,7 @@ def _record(actor: Actor, task: Task, action: str, from_state: str, to_state: st
     metrics.count_dispatch_action(action)
     data = data or {}
     [(event_id,)] = prepared.fetch(EVENT_SQL, [task.pk, action, from_state, to_state, actor.user_id, actor.name, at,
-                                               reason, json.dumps(data), None if position is None else position.ewkt])
+                                               reason, json.dumps(data), None if position is None else bytes(position.ewkb)])
     event = {"id": event_id, "action": action, "from_state": from_state, "to_state": to_state, "actor": actor.name,
              "at": at.isoformat(), "reason": reason, "data": data,
              "lon": round(position.x, 7) if position else None, "lat": round(position.y, 7) if position else None}
@@ -363,10 +362,11 @@ def _assign(actor: Actor, task: Task, data: dict[str, Any], now: datetime) -> di
         _, device_id, call_sign = rows[(kind, unit_id)]
         push = do_send_push(device_id, "task", _push_payload(task, "assigned"), created_by=actor.name,
                             device_known=True)
-        assignment = Assignment.objects.create(
+        assignment = Assignment(
             task=task, unit_kind=kind, unit_id=unit_id, device_id=device_id, call_sign=call_sign, assigned_at=now,
             assigned_by_id=actor.user_id, recommended_rank=ranking.get((kind, unit_id)),
             override_reason=override if ranking.get((kind, unit_id)) != 1 else "", push=push)
+        prepared.insert(assignment)
         assigned.append({"kind": kind, "id": unit_id, "call_sign": call_sign, "rank": assignment.recommended_rank,
                          "push": str(push.pk)})
     return {"units": assigned, "override_reason": override, "deadline": task.deadline.isoformat() if task.deadline else None}

@@ -21,7 +21,9 @@ import time
 from typing import Any
 
 import psycopg
+from django.contrib.gis.db.models import GeometryField
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Field, GeneratedField, Model
 
 ONLY_WHEN_ASKED = 2**31 - 1
 MAX_PREPARED = 64
@@ -44,3 +46,29 @@ def fetch(sql: str, params: Params, *, binary: bool = False, max_prepared: int =
     if db.queries_logged:  # logged as Django's cursor would
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return rows
+
+
+def insert(instance: Model) -> None:
+    """INSERT a new model instance, every column but generated ones, as the ORM's `save()` would
+    (field defaults from the constructor, `auto_now_add` from pre_save), prepared; a primary key
+    the database makes is set on the instance. No model signals are sent (none are connected to the
+    models this serves: tasks, assignments, pushes)."""
+    meta = instance._meta
+    db = connections[DEFAULT_DB_ALIAS]
+    fields: list[Field[Any, Any]] = [f for f in meta.concrete_fields if not isinstance(f, GeneratedField)
+                                     and not (f.primary_key and getattr(instance, f.attname) is None)]
+    marks, values = [], []
+    for field in fields:
+        value = field.pre_save(instance, True)
+        if isinstance(field, GeometryField):
+            marks.append("ST_GeomFromEWKB(%s)")  # plain bytes: no adapter needed on the raw connection
+            values.append(None if value is None else bytes(value.ewkb))
+        else:
+            marks.append("%s")
+            values.append(field.get_db_prep_save(value, connection=db))
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    [(pk,)] = fetch(f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({", ".join(marks)})'  # noqa: S608 (model names)
+                    f' RETURNING "{meta.pk.column}"', values)
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = DEFAULT_DB_ALIAS

@@ -16,7 +16,7 @@ import numpy as np
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from config import jsonparse, metrics
+from config import jsonparse, metrics, prepared
 from geo.crs import webmaps
 from realtime import conf
 from realtime.devices import UNIT_LABELS, UNIT_TABLES, DeviceIdentity, KnownDevice, known_devices
@@ -261,7 +261,8 @@ def do_send_push(device_id: str, kind: str, payload: dict[str, Any], *, created_
     else:
         check_push(device_id, kind, payload)
     with transaction.atomic(savepoint=False):
-        push = Push.objects.create(device_id=device_id, kind=kind, payload=payload, created_by=created_by)
+        push = Push(device_id=device_id, kind=kind, payload=payload, created_by=created_by)
+        prepared.insert(push)
         send_event("push", push_message(push), device=device_id)
     return push
 
