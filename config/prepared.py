@@ -24,8 +24,10 @@ import psycopg
 from django.contrib.gis.db.models import GeometryField
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, GeneratedField, Model
+from psycopg.pq import ExecStatus
 
 ONLY_WHEN_ASKED = 2**31 - 1
+TUPLES_OK = ExecStatus.TUPLES_OK
 MAX_PREPARED = 64
 
 Params = dict[str, Any] | list[Any] | tuple[Any, ...]
@@ -42,7 +44,8 @@ def fetch(sql: str, params: Params, *, binary: bool = False, max_prepared: int =
     started = time.monotonic()
     with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True, binary=binary)
-        rows = cursor.fetchall() if cursor.description is not None else []
+        # (Not `cursor.description`: it builds a Column object per column of the result.)
+        rows = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.status == TUPLES_OK else []
     if db.queries_logged:  # logged as Django's cursor would
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return rows
