@@ -26,6 +26,9 @@ CANDIDATES_PER_KIND = 30
 DEFAULT_LIMIT = 10
 WORKLOAD_PENALTY_M = 400.0  # one open task counts like 400 m more to go
 
+# The candidates per kind and the working states are literals, not parameters: the statement is
+# prepared with a generic plan (config.prepared), and only a literal list lets PostgreSQL use the
+# partial index of working tasks (task_working) when counting a unit's workload.
 # The KNN ordering must compare with a constant (a parameter expression, not a column of a
 # joined CTE) for PostgreSQL to walk the GiST index in distance order and stop after LIMIT; the
 # duty check is a correlated scalar subquery, kept as a per-row filter so that it does not turn
@@ -37,22 +40,23 @@ KIND_SQL = """(
     WHERE u.geom_3857 IS NOT NULL AND u.position_at >= %(fresh)s
       AND coalesce((SELECT d.on_duty FROM command_duty d WHERE d.unit_kind = '{kind}' AND d.unit_id = u.id), TRUE)
     ORDER BY u.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490), 3857)
-    LIMIT %(k)s
+    LIMIT {k}
 )"""
 
 RECOMMEND_SQL = """
 SELECT c.kind, c.id, c.call_sign, c.label, c.device_id, c.district_id, c.street_id, ST_X(c.geom), ST_Y(c.geom),
        c.position_at, ST_DistanceSphere(c.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)) AS distance_m,
        (SELECT count(*) FROM command_assignment a JOIN command_task t ON t.id = a.task_id
-        WHERE a.active AND a.unit_kind = c.kind AND a.unit_id = c.id AND t.state = ANY(%(working)s)) AS workload
+        WHERE a.active AND a.unit_kind = c.kind AND a.unit_id = c.id AND t.state IN ({working})) AS workload
 FROM ({union}) c
 """
 
 
 def _sql(kinds: tuple[str, ...]) -> str:
-    parts = [KIND_SQL.format(kind=kind, table=UNIT_TABLES[kind], label=UNIT_LABELS[kind])
+    parts = [KIND_SQL.format(kind=kind, table=UNIT_TABLES[kind], label=UNIT_LABELS[kind], k=CANDIDATES_PER_KIND)
              for kind in kinds if kind in UNIT_TABLES]  # identifiers from the whitelist only
-    return RECOMMEND_SQL.format(union=" UNION ALL ".join(parts))
+    return RECOMMEND_SQL.format(union=" UNION ALL ".join(parts),
+                                working=", ".join(f"'{state}'" for state in sorted(WORKING_STATES)))
 
 
 def bearing_deg(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -93,7 +97,7 @@ def recommend(lon: float, lat: float, district: str, street: str | None, kinds: 
     if not kinds:
         return []
     rows = prepared.fetch(_sql(kinds), {
-        "lon": lon, "lat": lat, "k": CANDIDATES_PER_KIND, "working": list(WORKING_STATES),
+        "lon": lon, "lat": lat,
         "fresh": now - timedelta(seconds=conf.get("STALE_AFTER_S")),
     })
     found = []

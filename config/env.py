@@ -44,7 +44,12 @@ class DatabaseSettings(TypedDict):
     TEST: dict[str, str]
 
 
-SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
+# Generic plans for prepared statements: only the statements config.prepared runs are prepared
+# (the tile statement and the dispatch path's), each written so one plan fits every value (its
+# constants are literals, so a partial index's predicate is provable). Left to choose, PostgreSQL
+# planned several of them afresh on every run (a place snap: 0.5 ms of planning for 0.15 ms of
+# work).
+SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_generic_plan"
 
 
 def database_from_url(url: str) -> DatabaseSettings:

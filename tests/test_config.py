@@ -19,9 +19,10 @@ def test_socket_url_and_options():
 
 
 def test_sessions_run_without_parallel_query_unless_the_url_says_otherwise():
-    assert database_from_url("postgresql://u@h/db")["OPTIONS"]["options"] == "-c max_parallel_workers_per_gather=0"
+    base = "-c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_generic_plan"
+    assert database_from_url("postgresql://u@h/db")["OPTIONS"]["options"] == base
     db = database_from_url("postgresql://u@h/db?options=-c%20max_parallel_workers_per_gather%3D2")
-    assert db["OPTIONS"]["options"] == "-c max_parallel_workers_per_gather=0 -c max_parallel_workers_per_gather=2"
+    assert db["OPTIONS"]["options"] == base + " -c max_parallel_workers_per_gather=2"
 
 
 @pytest.mark.django_db
@@ -33,8 +34,11 @@ def test_the_connections_tiles_use_have_parallel_query_off() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW max_parallel_workers_per_gather")
         assert cursor.fetchone()[0] == "0"
+        cursor.execute("SHOW plan_cache_mode")  # prepared statements (config.prepared) planned once
+        assert cursor.fetchone()[0] == "force_generic_plan"
     with connect_like_django() as loop_connection:
         assert loop_connection.execute("SHOW max_parallel_workers_per_gather").fetchone() == ("0",)
+        assert loop_connection.execute("SHOW plan_cache_mode").fetchone() == ("force_generic_plan",)
 
 
 def test_connections_are_pooled_unless_turned_off(monkeypatch):
