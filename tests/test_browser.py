@@ -130,7 +130,7 @@ def test_a_click_on_a_camera_shows_its_record_from_the_ogc_api(server, browser):
     """Camera tiles carry only what the map draws (status, source); a click brings the record."""
     page, _ = logged_in_page(browser, server, "dongcheng")
     page.evaluate("() => window.oneMap.jumpTo({center: [116.41, 39.915], zoom: 15})")
-    page.wait_for_function("() => window.oneMap.loaded() && window.oneMap.areTilesLoaded() && "
+    page.wait_for_function("() => window.oneMap && window.oneMap.loaded() && window.oneMap.areTilesLoaded() && "
                            "window.oneMap.queryRenderedFeatures({layers: ['camera']}).length > 0", timeout=60_000)
     # A camera with no hotspot drawn under the pointer, in page coordinates.
     camera = page.evaluate("""() => {

@@ -128,7 +128,7 @@ def test_wall_screens_of_a_tiled_wall_join_into_one_view(server, browser):
 
 def test_wall_banners_follow_the_live_feed(server, browser):
     page, _ = open_mode(browser, server, "wall", "wall", query="?tour=off", width=1920, height=1080)
-    page.wait_for_function("() => window.oneMapLive.state === 'live'", timeout=60_000)
+    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=60_000)
     assert page.is_hidden("#banner-lagging") and page.is_hidden("#banner-disconnected")
     # The server's lagging / caught_up messages, as they arrive on the socket.
     deliver = "(type) => window.oneMapLive.socket.onmessage({data: JSON.stringify({type})})"
@@ -147,7 +147,7 @@ def test_wall_banners_follow_the_live_feed(server, browser):
 
 def test_console_switches_layers_searches_and_names_units(server, browser):
     page, _ = open_mode(browser, server, "dongcheng", "console", width=1600, height=900)
-    page.wait_for_function("() => window.oneMapLive.state === 'live'", timeout=60_000)
+    page.wait_for_function("() => window.oneMapLive && window.oneMapLive.state === 'live'", timeout=60_000)
     page.wait_for_function("() => document.querySelector('[data-count=cameras]').textContent !== ''")
     screenshot(page, "console-1600x900")
     assert "东城区" in page.inner_text("header .jurisdiction")  # a name, not `district 110101`
@@ -245,7 +245,7 @@ def test_field_app_on_a_phone_reports_its_position_and_acknowledges_a_push(serve
     settle(page, "window.oneMap.queryRenderedFeatures({layers: ['me']}).length === 1")
     # On duty: the browser's position goes up as a fix and is accepted.
     page.check("#duty-toggle")
-    page.wait_for_function("() => window.oneMapField.lastFixResult !== null", timeout=30_000)
+    page.wait_for_function("() => window.oneMapField && window.oneMapField.lastFixResult !== null", timeout=30_000)
     assert page.evaluate("() => window.oneMapField.lastFixResult.accepted") == 1
     assert page.evaluate("() => window.oneMapField.position") == [lon, lat]
     # A dispatcher pushes; the phone shows it at once and acknowledges it.

@@ -96,9 +96,9 @@ def test_dispatcher_phone_and_wall_work_one_task_together(server, browser, scene
     console, _ = open_mode(browser, server, "donghuamen", "console", width=1600, height=900)
     phone.wait_for_function("() => document.body.dataset.link === 'open'", timeout=30_000)
     phone.check("#duty-toggle")  # the browser's position: the own position and the distances
-    phone.wait_for_function("() => window.oneMapField.position !== null")
+    phone.wait_for_function("() => window.oneMapField && window.oneMapField.position !== null")
     wall.wait_for_function("() => document.querySelector('#wall-task-kpis [data-kpi=closure-rate]')", timeout=60_000)
-    wall.wait_for_function("() => window.oneMapWall.tasks.live.state === 'live'", timeout=60_000)
+    wall.wait_for_function("() => window.oneMapWall && window.oneMapWall.tasks && window.oneMapWall.tasks.live && window.oneMapWall.tasks.live.state === 'live'", timeout=60_000)
     assert wall.inner_text("#wall-task-kpis [data-kpi=closure-rate] .kpi-value").endswith(("%", "–"))
 
     # The dispatcher clicks the map at the point and fills the form.
