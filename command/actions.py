@@ -115,26 +115,30 @@ def request_hash(data: Any) -> str:
 
 
 # Open tasks of the same category within the radius (in 3857, scaled by 1/cos(latitude)) and the
-# window, nearest first. The task's own point and time come as parameters, not from a join on
-# command_task: estimating the selectivity of a spatial join cost PostgreSQL more to plan (~2 ms)
-# than the search itself.
+# window, nearest first, that the reporter may see. The task's own point and time come as
+# parameters, not from a join on command_task: estimating the selectivity of a spatial join cost
+# PostgreSQL more to plan (~2 ms) than the search itself. The scope (Actor.task_scope_sql) keeps a
+# task across a district border out of the answer of a dispatcher who may not see it.
 DUPLICATES_SQL = """
 SELECT t.id FROM command_task t
-WHERE t.id <> %(id)s AND t.category_id = %(category)s AND t.state = ANY(%(states)s) AND t.created_at >= %(since)s
-  AND ST_DWithin(t.geom_3857, ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490), 3857),
-                 %(radius)s / cos(radians(%(lat)s)))
-ORDER BY t.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490), 3857)
+WHERE t.id <> %s AND t.category_id = %s AND t.state = ANY(%s) AND t.created_at >= %s
+  AND ST_DWithin(t.geom_3857, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4490), 3857), %s / cos(radians(%s)))
+  AND {scope}
+ORDER BY t.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4490), 3857)
 LIMIT 5"""
 OPEN_STATES = [workflow.REPORTED, workflow.FILED, workflow.DISPATCHED, workflow.ACCEPTED, workflow.ON_SITE]
 
 
-def possible_duplicates(task: Task) -> list[Task]:
-    """Open tasks of the same category near in place and time: offered for merging."""
-    ids = [row[0] for row in prepared.fetch(DUPLICATES_SQL, {
-        "id": task.pk, "category": task.category_id, "states": OPEN_STATES,
-        "since": task.created_at - DUPLICATE_WINDOW, "lon": task.geom.x, "lat": task.geom.y,
-        "radius": DUPLICATE_RADIUS_M})]
-    return list(Task.objects.filter(id__in=ids).select_related("category")) if ids else []
+def possible_duplicates(actor: Actor, task: Task) -> list[Task]:
+    """Open tasks of the same category near in place and time, in the actor's scope: offered for
+    merging, nearest first."""
+    scope, params = actor.task_scope_sql("t")
+    lon, lat = task.geom.x, task.geom.y
+    ids = [row[0] for row in prepared.fetch(DUPLICATES_SQL.format(scope=scope), [
+        task.pk, task.category_id, OPEN_STATES, task.created_at - DUPLICATE_WINDOW, lon, lat, DUPLICATE_RADIUS_M, lat,
+        *params, lon, lat])]
+    found = {t.pk: t for t in taskrows.read(ids)}
+    return [found[i] for i in ids if i in found]
 
 
 def do_create(actor: Actor, data: dict[str, Any], idempotency_key: str | None = None,

@@ -102,7 +102,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status:
     except DispatchError as error:
         raise _problem(error) from None
     detail = queries.task_detail(actor, task.pk, task=task)
-    detail["possible_duplicates"] = [task_summary(t) for t in possible_duplicates(task)]
+    detail["possible_duplicates"] = [task_summary(t) for t in possible_duplicates(actor, task)]
     return Status(201 if created else 200, detail)
 
 

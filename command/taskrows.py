@@ -30,28 +30,34 @@ _CATEGORY = Task._meta.get_field("category")
 
 # Column names from the models; the scope from Actor.task_scope_sql (bound values).
 _TASK_COLUMNS = ", ".join(f't."{f.column}"' for f in _TASK_FIELDS)
-LOCKED_SQL = (
+SELECT_SQL = (
     f"SELECT {_TASK_COLUMNS}, ST_X(t.geom), ST_Y(t.geom), "  # noqa: S608
     + ", ".join(f'c."{f.column}"' for f in _CATEGORY_FIELDS)
-    + " FROM command_task t JOIN command_category c ON c.code = t.category_id WHERE t.id = %s AND {scope}"
-    " FOR UPDATE OF t"
+    + " FROM command_task t JOIN command_category c ON c.code = t.category_id"
 )
+LOCKED_SQL = SELECT_SQL + " WHERE t.id = %s AND {scope} FOR UPDATE OF t"
+MANY_SQL = SELECT_SQL + " WHERE t.id = ANY(%s) ORDER BY t.id"
+
+
+def _task(row: tuple[Any, ...]) -> Task:
+    n = len(_TASK_FIELDS)
+    task = Task.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _TASK_FIELDS], list(row[:n]))
+    task.geom = Point(row[n], row[n + 1], srid=settings.ONEMAP_SRID)
+    category = Category.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _CATEGORY_FIELDS], list(row[n + 2:]))
+    _CATEGORY.set_cached_value(task, category)
+    return task
 
 
 def lock(actor: Actor, task_id: int) -> Task | None:
     """The task, locked until the end of the transaction, if the actor may see it; else None."""
     scope, params = actor.task_scope_sql("t")
     rows = prepared.fetch(LOCKED_SQL.format(scope=scope), [task_id, *params])
-    if not rows:
-        return None
-    row = rows[0]
-    n = len(_TASK_FIELDS)
-    values: list[Any] = list(row[:n])
-    task = Task.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _TASK_FIELDS], values)
-    task.geom = Point(row[n], row[n + 1], srid=settings.ONEMAP_SRID)
-    category = Category.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _CATEGORY_FIELDS], list(row[n + 2:]))
-    _CATEGORY.set_cached_value(task, category)
-    return task
+    return _task(rows[0]) if rows else None
+
+
+def read(ids: list[int]) -> list[Task]:
+    """Tasks by id, in id order, unscoped: for ids a scoped statement has just found."""
+    return [_task(row) for row in prepared.fetch(MANY_SQL, [ids])] if ids else []
 
 
 _WRITABLE = {f.name: f for f in _TASK_FIELDS}

@@ -203,6 +203,18 @@ def test_a_likely_duplicate_is_offered_and_can_be_merged(dongcheng: Dongcheng) -
     assert merged["state"] == "merged" and merged["merged_into"] == first["id"]
 
 
+def test_duplicates_are_offered_only_from_the_reporters_scope(dongcheng: Dongcheng) -> None:  # noqa: F811
+    """officer2 may not see what officer1 reported (a field officer sees their own tasks): the
+    near task is offered to the street's dispatcher, not to officer2."""
+    d = dongcheng
+    first = create(d, who="officer1", source="patrol")
+    lon, lat = offset(d.lon, d.lat, 30, 0)
+    by_officer2 = create(d, who="officer2", lon=lon, lat=lat, source="patrol")
+    assert by_officer2["possible_duplicates"] == []
+    by_dispatcher = create(d, lon=lon, lat=lat)
+    assert first["id"] in [t["id"] for t in by_dispatcher["possible_duplicates"]]
+
+
 def test_jurisdiction_outside_is_404_and_the_wall_only_reads(dongcheng: Dongcheng) -> None:  # noqa: F811
     d = dongcheng
     task = create(d, who="dongcheng")
