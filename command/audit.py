@@ -64,7 +64,7 @@ def content_hash(at: datetime, actor: str, action: str, object_type: str, object
 
 
 def link_hash(prev_hash: str, content: str) -> str:
-    """What the chaining trigger computes: SHA-256 over the previous hash and the content hash."""
+    """What command_audit_seal computes: SHA-256 over the previous hash and the content hash."""
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
 
 
@@ -83,15 +83,11 @@ def append(actor: str, action: str, object_type: str, object_id: str, before: An
 
 def seal(wait: bool = True) -> int:
     """Chain every committed entry (and this transaction's own) not chained yet; returns how many,
-    or -1 when `wait` is false and another sealer holds the lock."""
+    or -1 when `wait` is false and another sealer holds the lock. A test inside a transaction that
+    is rolled back calls it to seal its entries as the commit would have."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT command_audit_seal(%s)", [wait])
         return int(cursor.fetchone()[0])
-
-
-def chain_now() -> None:
-    """Seal this transaction's entries now (for a test inside a transaction that is rolled back)."""
-    seal()
 
 
 class Sealer:

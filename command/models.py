@@ -221,8 +221,8 @@ class Duty(models.Model):
 
 class AuditEntry(models.Model):
     """全过程留痕: an append-only, hash-chained log of every dispatch action. Each entry's hash covers
-    its content and the previous entry's hash, set when its transaction commits (migration 0003); a
-    trigger refuses UPDATE and DELETE (migration 0002)."""
+    its content and the previous entry's hash, sealed into the chain after its transaction commits
+    (command.audit, migration 0005); a trigger refuses UPDATE and DELETE (migration 0002)."""
 
     at = models.DateTimeField()
     actor = models.CharField(max_length=150)
@@ -232,7 +232,7 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True)
     after = models.JSONField(null=True)
     content_hash = models.CharField(max_length=64, default="")
-    # Set by the chaining trigger when the entry's transaction commits (command.audit).
+    # Set when the entry is sealed into the chain, after its transaction commits (command.audit).
     seq = models.BigIntegerField(null=True, unique=True)
     prev_hash = models.CharField(max_length=64, null=True)
     hash = models.CharField(max_length=64, unique=True, null=True)

@@ -65,8 +65,6 @@ def database_from_url(url: str) -> DatabaseSettings:
     # so splitting one across workers only adds their start-up; and a parallel plan made a tile's
     # feature order (its bytes) depend on the workers' timing. A URL's own options come after.
     query["options"] = " ".join(filter(None, [SESSION_OPTIONS, query.get("options")]))
-    if env_bool("DB_SERVER_BINDING", False):
-        query["server_side_binding"] = True
     pooled = env_bool("DB_POOL", True)
     if pooled:
         # Under ASGI each request runs its sync code in a fresh thread and Django's connections are

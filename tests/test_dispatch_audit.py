@@ -24,7 +24,7 @@ def make_entries(d: Dongcheng, n: int = 3) -> list[AuditEntry]:
         assert d.api("donghuamen", "post", "/api/tasks", body).status_code == 201
     # The test's transaction never commits: chain its entries as the commit would.
     assert AuditEntry.objects.filter(seq__isnull=True).exists()
-    audit.chain_now()
+    audit.seal()
     return list(AuditEntry.objects.order_by("-id")[:n])[::-1]
 
 

@@ -107,7 +107,7 @@ def test_the_whole_loop_to_verified_closure(dongcheng: Dongcheng) -> None:  # no
     arrive = next(e for e in task["timeline"] if e["action"] == "arrive")
     assert arrive["actor"] == "officer1" and arrive["lon"] == pytest.approx(d.lon)
     assert all(e["actor"] and e["at"] for e in task["timeline"])
-    audit.chain_now()  # as the commit would (the test's transaction is rolled back)
+    audit.seal()  # as the commit would (the test's transaction is rolled back)
     findings = [f for f in audit.verify() if not isinstance(f, int)]
     assert findings == []
 

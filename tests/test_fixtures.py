@@ -16,22 +16,13 @@ from django.db import connection
 
 from fixtures.generate import FIXTURE_NAME, generate, seed_from_env
 from fixtures.generate.load import fixture_tables
+from tests.sql_support import rows, scalar
 
 pytestmark = pytest.mark.django_db
 
 POLYGON_TABLES = ["geo_district", "geo_street", "geo_community", "geo_gridcell"]
 POINT_TABLES = ["geo_hotspotpoint", "geo_camera", "geo_complaint", "geo_enforcementcase"]
 TILING_TOLERANCE = 1e-9  # relative area: float noise of the overlay, far below one square metre
-
-
-def rows(query: str, params: list | None = None) -> list[tuple]:
-    with connection.cursor() as cur:
-        cur.execute(query, params or [])
-        return cur.fetchall()
-
-
-def scalar(query: str, params: list | None = None):  # type: ignore[no-untyped-def]
-    return rows(query, params)[0][0]
 
 
 @pytest.fixture(scope="module")

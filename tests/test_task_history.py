@@ -19,20 +19,11 @@ from fixtures.generate import generate, seed_from_env
 from fixtures.generate.clock import reference_time
 from fixtures.generate.copytext import stamps
 from fixtures.generate.task_load import HISTORY_NAME
+from tests.sql_support import rows, scalar
 
 pytestmark = pytest.mark.django_db
 
 CORE = "create,file,dispatch,accept,arrive,feedback(,rework,accept,arrive,feedback)*,verify,close"
-
-
-def rows(query: str, params: list | None = None) -> list[tuple]:
-    with connection.cursor() as cur:
-        cur.execute(query, params or [])
-        return cur.fetchall()
-
-
-def scalar(query: str, params: list | None = None):  # type: ignore[no-untyped-def]
-    return rows(query, params)[0][0]
 
 
 @pytest.fixture(scope="module")
